@@ -1,0 +1,20 @@
+"""taskspec-rs: cross-task embedding projection (Sakuma & Yoshinaga, CoNLL 2019).
+
+Train a text classifier in one language, project its task-specific word
+embeddings into other languages through a shared cross-lingual space, and
+classify text in languages without labelled data.
+"""
+
+from ._core import __version__, build_profile, default_num_threads
+from .project import NumericalError, knn, llm_project, llm_weights, lp_project
+
+__all__ = [
+    "__version__",
+    "build_profile",
+    "default_num_threads",
+    "NumericalError",
+    "knn",
+    "llm_weights",
+    "llm_project",
+    "lp_project",
+]

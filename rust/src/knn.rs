@@ -1,0 +1,218 @@
+//! Exact cosine k-nearest-neighbour search.
+//!
+//! Similarities are computed tile by tile with a blocked SIMD matrix product
+//! (the `gemm` crate, dispatched at run time to AVX-512/AVX2/SSE) and each
+//! tile is folded into a per-row top-k at once, so the full similarity matrix
+//! never exists: extra memory is one tile and one normalised query block per
+//! thread, plus one inverse norm per base row.
+
+use rayon::prelude::*;
+use rayon::ThreadPool;
+
+use crate::error::{Error, Result};
+use crate::matrix::MatRef;
+
+/// Query rows per tile (upper bound).
+const QUERY_BLOCK: usize = 256;
+/// Base rows per tile.
+const BASE_BLOCK: usize = 512;
+
+/// Output of a kNN search: `rows x k` similarities (best first) and indices.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Neighbors {
+    pub k: usize,
+    pub sims: Vec<f32>,
+    pub idx: Vec<i64>,
+}
+
+/// Inverse Euclidean norms of the rows of `m`.
+///
+/// Norms are accumulated in `f64`. A row containing NaN/inf, a row of zero
+/// norm (cosine is undefined for it) or a row whose norm overflows `f32` is
+/// an error naming `arg` and the row.
+pub fn inverse_norms(pool: &ThreadPool, m: MatRef<'_>, arg: &'static str) -> Result<Vec<f32>> {
+    let d = m.cols();
+    let mut out = vec![0f32; m.rows()];
+    pool.install(|| {
+        out.par_chunks_mut(4096).enumerate().try_for_each(|(c, chunk)| {
+            for (o, slot) in chunk.iter_mut().enumerate() {
+                let i = c * 4096 + o;
+                let row = &m.data()[i * d..(i + 1) * d];
+                let mut s = 0f64;
+                for &v in row {
+                    let v = v as f64;
+                    s += v * v;
+                }
+                if !s.is_finite() {
+                    return Err(Error::invalid(
+                        arg,
+                        format!("row {i} contains NaN or inf; clean the input (e.g. numpy.nan_to_num) or drop the row"),
+                    ));
+                }
+                let norm = s.sqrt();
+                if norm == 0.0 {
+                    return Err(Error::invalid(
+                        arg,
+                        format!("row {i} has zero norm, so its cosine similarity is undefined; drop zero vectors before calling"),
+                    ));
+                }
+                if norm > f32::MAX as f64 / 4.0 || !((1.0 / norm) as f32).is_normal() {
+                    return Err(Error::invalid(
+                        arg,
+                        format!("row {i} has norm {norm:e}, outside float32 range; rescale the input"),
+                    ));
+                }
+                *slot = (1.0 / norm) as f32;
+            }
+            Ok(())
+        })
+    })?;
+    Ok(out)
+}
+
+/// Insert `(s, j)` into the sorted (descending) top-k arrays if it beats the
+/// current k-th entry. Equal similarities keep the earlier (lower) index first.
+#[inline]
+fn push_topk(sims: &mut [f32], idx: &mut [i64], s: f32, j: i64) {
+    let k = sims.len();
+    if !(s > sims[k - 1]) {
+        return;
+    }
+    let mut pos = k - 1;
+    while pos > 0 && sims[pos - 1] < s {
+        sims[pos] = sims[pos - 1];
+        idx[pos] = idx[pos - 1];
+        pos -= 1;
+    }
+    sims[pos] = s;
+    idx[pos] = j;
+}
+
+/// `k` nearest rows of `base` by cosine similarity for every row of `queries`.
+///
+/// * `q_inv`, `b_inv`: inverse row norms from [`inverse_norms`].
+/// * `q_offset`: global index of the first query row; with `exclude_self`
+///   query row `q_offset + i` never returns base row `q_offset + i`.
+/// * `sims`, `idx`: `queries.rows() * k` outputs, best first, ties by lower index.
+#[allow(clippy::too_many_arguments)]
+pub fn knn_block(
+    pool: &ThreadPool,
+    queries: MatRef<'_>,
+    q_inv: &[f32],
+    q_offset: usize,
+    base: MatRef<'_>,
+    b_inv: &[f32],
+    k: usize,
+    exclude_self: bool,
+    sims: &mut [f32],
+    idx: &mut [i64],
+) -> Result<()> {
+    let n = queries.rows();
+    let m = base.rows();
+    let d = queries.cols();
+    if base.cols() != d {
+        return Err(Error::invalid("base", format!("has {} columns but queries have {d}", base.cols())));
+    }
+    let limit = if exclude_self { m.saturating_sub(1) } else { m };
+    if k == 0 || k > limit {
+        return Err(Error::invalid(
+            "k",
+            format!("must be in 1..={limit} (base has {m} rows{}), got {k}", if exclude_self { ", minus one for exclude_self" } else { "" }),
+        ));
+    }
+    if q_inv.len() != n || b_inv.len() != m || sims.len() != n * k || idx.len() != n * k {
+        return Err(Error::invalid("knn_block", "buffer lengths disagree with the matrix shapes"));
+    }
+    if n == 0 {
+        return Ok(());
+    }
+    let threads = pool.current_num_threads().max(1);
+    let qb = n.div_ceil(threads * 4).clamp(16, QUERY_BLOCK);
+
+    pool.install(|| {
+        sims.par_chunks_mut(qb * k).zip(idx.par_chunks_mut(qb * k)).enumerate().for_each(
+            |(c, (s_out, i_out))| {
+                let q0 = c * qb;
+                let rows = s_out.len() / k;
+                // Normalised copy of this query block.
+                let mut qn = vec![0f32; rows * d];
+                for r in 0..rows {
+                    let inv = q_inv[q0 + r];
+                    for (dst, &src) in qn[r * d..(r + 1) * d].iter_mut().zip(queries.row(q0 + r)) {
+                        *dst = src * inv;
+                    }
+                }
+                s_out.fill(f32::NEG_INFINITY);
+                i_out.fill(-1);
+                let mut tile = vec![0f32; rows * BASE_BLOCK];
+                let mut b0 = 0;
+                while b0 < m {
+                    let bb = BASE_BLOCK.min(m - b0);
+                    // tile[r, j] = qn[r, :] . base[b0 + j, :]
+                    unsafe {
+                        gemm::gemm(
+                            rows,
+                            bb,
+                            d,
+                            tile.as_mut_ptr(),
+                            1,
+                            bb as isize,
+                            false,
+                            qn.as_ptr(),
+                            1,
+                            d as isize,
+                            base.data().as_ptr().add(b0 * d),
+                            d as isize,
+                            1,
+                            0.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::None,
+                        );
+                    }
+                    let binv = &b_inv[b0..b0 + bb];
+                    for r in 0..rows {
+                        let trow = &mut tile[r * bb..(r + 1) * bb];
+                        for (t, &w) in trow.iter_mut().zip(binv) {
+                            *t *= w;
+                        }
+                        let gi = q_offset + q0 + r;
+                        if exclude_self && gi >= b0 && gi < b0 + bb {
+                            trow[gi - b0] = f32::NEG_INFINITY;
+                        }
+                        let srow = &mut s_out[r * k..(r + 1) * k];
+                        let irow = &mut i_out[r * k..(r + 1) * k];
+                        let mut thr = srow[k - 1];
+                        for (j, &s) in trow.iter().enumerate() {
+                            if s > thr {
+                                push_topk(srow, irow, s, (b0 + j) as i64);
+                                thr = srow[k - 1];
+                            }
+                        }
+                    }
+                    b0 += bb;
+                }
+            },
+        );
+    });
+    Ok(())
+}
+
+/// Convenience: full search over all rows (used by tests and Rust callers).
+pub fn knn(pool: &ThreadPool, queries: MatRef<'_>, base: MatRef<'_>, k: usize, exclude_self: bool) -> Result<Neighbors> {
+    if exclude_self && queries.rows() != base.rows() {
+        return Err(Error::invalid(
+            "exclude_self",
+            format!("needs queries and base of the same vocabulary, got {} and {} rows", queries.rows(), base.rows()),
+        ));
+    }
+    let q_inv = inverse_norms(pool, queries, "queries")?;
+    let b_inv = inverse_norms(pool, base, "base")?;
+    let n = queries.rows();
+    let mut sims = vec![0f32; n * k];
+    let mut idx = vec![0i64; n * k];
+    knn_block(pool, queries, &q_inv, 0, base, &b_inv, k, exclude_self, &mut sims, &mut idx)?;
+    Ok(Neighbors { k, sims, idx })
+}

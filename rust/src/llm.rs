@@ -1,0 +1,174 @@
+//! Locally linear mapping: per-word constrained least squares (Gram solves)
+//! and the weighted combination of task-specific source vectors.
+
+use rayon::prelude::*;
+use rayon::ThreadPool;
+
+use crate::error::{Error, Result};
+use crate::matrix::MatRef;
+
+/// Rows per parallel work item.
+const CHUNK: usize = 64;
+
+/// Check every neighbour index lies in `0..n_source`.
+fn check_neighbors(nbrs: &[i64], n_source: usize) -> Result<()> {
+    if let Some((p, &v)) = nbrs.iter().enumerate().find(|(_, &v)| v < 0 || v as u64 >= n_source as u64) {
+        return Err(Error::invalid(
+            "neighbors",
+            format!("entry {p} is {v}, outside the source vocabulary 0..{n_source}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Solve the symmetric positive (semi)definite system `a x = b` in place
+/// (`a` is `k x k`, row-major) by Gaussian elimination with partial pivoting.
+/// Returns `false` when the matrix is numerically singular.
+fn solve_in_place(a: &mut [f64], b: &mut [f64], k: usize) -> bool {
+    let scale = (0..k).map(|i| a[i * k + i].abs()).fold(0.0, f64::max);
+    let tol = scale * 1e-13 * k as f64;
+    for col in 0..k {
+        let (piv, pmax) = (col..k).map(|r| (r, a[r * k + col].abs())).fold((col, -1.0), |acc, x| if x.1 > acc.1 { x } else { acc });
+        if !(pmax > tol) || pmax == 0.0 {
+            return false;
+        }
+        if piv != col {
+            for c in 0..k {
+                a.swap(piv * k + c, col * k + c);
+            }
+            b.swap(piv, col);
+        }
+        let p = a[col * k + col];
+        for r in col + 1..k {
+            let f = a[r * k + col] / p;
+            if f != 0.0 {
+                for c in col..k {
+                    a[r * k + c] -= f * a[col * k + c];
+                }
+                b[r] -= f * b[col];
+            }
+        }
+    }
+    for col in (0..k).rev() {
+        let mut s = b[col];
+        for c in col + 1..k {
+            s -= a[col * k + c] * b[c];
+        }
+        b[col] = s / a[col * k + col];
+    }
+    true
+}
+
+/// Reconstruction weights of each row of `y` from its neighbours in `x`.
+///
+/// For row `i` with neighbours `j = nbrs[i, :]`: `C_jl = (y - x_j).(y - x_l)`
+/// accumulated in `f64`, `C += r I` with `r = reg * trace(C)` (or `reg` when
+/// the trace is 0), solve `C w = 1`, then `w /= sum(w)`. `out` is
+/// `y.rows() * k`. `row_offset` is only used to name rows in errors.
+#[allow(clippy::too_many_arguments)]
+pub fn llm_weights_block(
+    pool: &ThreadPool,
+    y: MatRef<'_>,
+    x: MatRef<'_>,
+    nbrs: &[i64],
+    k: usize,
+    reg: f64,
+    row_offset: usize,
+    out: &mut [f32],
+) -> Result<()> {
+    let n = y.rows();
+    let d = y.cols();
+    if x.cols() != d {
+        return Err(Error::invalid("x_gen", format!("has {} columns but y_gen has {d}", x.cols())));
+    }
+    if k == 0 || nbrs.len() != n * k || out.len() != n * k {
+        return Err(Error::invalid("neighbors", format!("must be {n} x k with k >= 1")));
+    }
+    if !(reg >= 0.0) || !reg.is_finite() {
+        return Err(Error::invalid("reg", format!("must be a finite number >= 0, got {reg}")));
+    }
+    check_neighbors(nbrs, x.rows())?;
+    pool.install(|| {
+        out.par_chunks_mut(CHUNK * k).enumerate().try_for_each(|(c, w_out)| {
+            let mut z = vec![0f64; k * d];
+            let mut g = vec![0f64; k * k];
+            let mut w = vec![0f64; k];
+            for r in 0..w_out.len() / k {
+                let i = c * CHUNK + r;
+                let yi = y.row(i);
+                for j in 0..k {
+                    let xj = x.row(nbrs[i * k + j] as usize);
+                    for ((zz, &a), &b) in z[j * d..(j + 1) * d].iter_mut().zip(yi).zip(xj) {
+                        *zz = a as f64 - b as f64;
+                    }
+                }
+                let mut trace = 0.0;
+                for j in 0..k {
+                    for l in 0..=j {
+                        let v: f64 = z[j * d..(j + 1) * d].iter().zip(&z[l * d..(l + 1) * d]).map(|(a, b)| a * b).sum();
+                        g[j * k + l] = v;
+                        g[l * k + j] = v;
+                    }
+                    trace += g[j * k + j];
+                }
+                let ridge = if trace > 0.0 { reg * trace } else { reg };
+                for j in 0..k {
+                    g[j * k + j] += ridge;
+                }
+                w.fill(1.0);
+                let row = row_offset + i;
+                if !solve_in_place(&mut g, &mut w, k) {
+                    return Err(Error::Numerical(format!(
+                        "the Gram matrix of row {row} is singular (its neighbours are affinely dependent or equal to it); use reg > 0"
+                    )));
+                }
+                let s: f64 = w.iter().sum();
+                if !s.is_finite() || s.abs() < 1e-300 {
+                    return Err(Error::Numerical(format!("the weights of row {row} do not sum to a usable value ({s}); use a larger reg")));
+                }
+                for (o, &v) in w_out[r * k..(r + 1) * k].iter_mut().zip(&w) {
+                    *o = (v / s) as f32;
+                }
+            }
+            Ok(())
+        })
+    })
+}
+
+/// `out[i] = sum_j weights[i, j] * x_spec[nbrs[i, j]]`, accumulated in `f64`.
+pub fn combine_block(
+    pool: &ThreadPool,
+    x_spec: MatRef<'_>,
+    nbrs: &[i64],
+    weights: &[f32],
+    k: usize,
+    out: &mut [f32],
+) -> Result<()> {
+    let e = x_spec.cols();
+    if k == 0 || nbrs.len() != weights.len() || nbrs.len() % k != 0 || out.len() != nbrs.len() / k * e {
+        return Err(Error::invalid("weights", "shape disagrees with neighbors or the output"));
+    }
+    check_neighbors(nbrs, x_spec.rows())?;
+    if e == 0 {
+        return Ok(());
+    }
+    pool.install(|| {
+        out.par_chunks_mut(CHUNK * e).enumerate().for_each(|(c, o)| {
+            let mut acc = vec![0f64; e];
+            for r in 0..o.len() / e {
+                let i = c * CHUNK + r;
+                acc.fill(0.0);
+                for j in 0..k {
+                    let w = weights[i * k + j] as f64;
+                    for (a, &v) in acc.iter_mut().zip(x_spec.row(nbrs[i * k + j] as usize)) {
+                        *a += w * v as f64;
+                    }
+                }
+                for (dst, &a) in o[r * e..(r + 1) * e].iter_mut().zip(&acc) {
+                    *dst = a as f32;
+                }
+            }
+        });
+    });
+    Ok(())
+}

@@ -1,0 +1,313 @@
+//! PyO3 binding: converts and validates, then runs the core without the GIL.
+//!
+//! Heavy work runs in blocks of query rows; between blocks the GIL is taken
+//! back to honour Ctrl-C (`check_signals`) and to report progress to an
+//! optional Python callable `progress(done_rows, total_rows)`.
+
+use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+
+use crate::error::Error;
+use crate::knn::{inverse_norms, knn_block};
+use crate::llm::{combine_block, llm_weights_block};
+use crate::matrix::{check_finite, MatRef};
+use crate::pool::thread_pool;
+
+create_exception!(_core, NumericalError, PyRuntimeError, "A numerical failure on valid input (e.g. a singular Gram matrix with reg=0).");
+
+/// Query rows per block between two GIL re-acquisitions.
+const BLOCK: usize = 8192;
+
+fn to_py(e: Error) -> PyErr {
+    match e {
+        Error::InvalidInput { .. } => PyValueError::new_err(e.to_string()),
+        Error::Numerical(msg) => NumericalError::new_err(msg),
+    }
+}
+
+fn view<'a>(a: &'a PyReadonlyArray2<'_, f32>, arg: &'static str) -> PyResult<MatRef<'a>> {
+    let shape = a.shape();
+    let data = a
+        .as_slice()
+        .map_err(|_| PyTypeError::new_err(format!("{arg}: expected a C-contiguous float32 array")))?;
+    MatRef::new(data, shape[0], shape[1], arg).map_err(to_py)
+}
+
+fn nonempty(m: &MatRef<'_>, arg: &'static str) -> PyResult<()> {
+    if m.rows() == 0 || m.cols() == 0 {
+        return Err(PyValueError::new_err(format!("{arg}: must be non-empty, got shape ({}, {})", m.rows(), m.cols())));
+    }
+    Ok(())
+}
+
+fn index_view<'a>(a: &'a PyReadonlyArray2<'_, i64>, arg: &'static str) -> PyResult<(&'a [i64], usize, usize)> {
+    let shape = a.shape();
+    let data = a
+        .as_slice()
+        .map_err(|_| PyTypeError::new_err(format!("{arg}: expected a C-contiguous int64 array")))?;
+    Ok((data, shape[0], shape[1]))
+}
+
+fn report(py: Python<'_>, progress: &Option<Py<PyAny>>, done: usize, total: usize) -> PyResult<()> {
+    py.check_signals()?;
+    if let Some(cb) = progress {
+        cb.call1(py, (done, total))?;
+    }
+    Ok(())
+}
+
+fn matrix2<'py, T: numpy::Element>(py: Python<'py>, v: Vec<T>, rows: usize, cols: usize) -> PyResult<Bound<'py, PyArray2<T>>> {
+    PyArray1::from_vec(py, v).reshape([rows, cols])
+}
+
+fn check_projection(x: &MatRef<'_>, y: &MatRef<'_>, xs: &MatRef<'_>) -> PyResult<()> {
+    nonempty(x, "x_gen")?;
+    nonempty(y, "y_gen")?;
+    nonempty(xs, "x_spec")?;
+    if x.cols() != y.cols() {
+        return Err(PyValueError::new_err(format!(
+            "y_gen: has dimension {} but x_gen has {}; the general embeddings of both languages must share one space",
+            y.cols(),
+            x.cols()
+        )));
+    }
+    if xs.rows() != x.rows() {
+        return Err(PyValueError::new_err(format!(
+            "x_spec: has {} rows but x_gen has {}; row i of both must be the same source word",
+            xs.rows(),
+            x.rows()
+        )));
+    }
+    Ok(())
+}
+
+type Knn<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<i64>>);
+
+/// Exact cosine kNN (see `taskspec_rs.knn`).
+#[pyfunction]
+#[pyo3(signature = (queries, base, k, *, exclude_self=false, num_threads=None, progress=None))]
+fn knn<'py>(
+    py: Python<'py>,
+    queries: PyReadonlyArray2<'py, f32>,
+    base: PyReadonlyArray2<'py, f32>,
+    k: usize,
+    exclude_self: bool,
+    num_threads: Option<usize>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Knn<'py>> {
+    let q = view(&queries, "queries")?;
+    let b = view(&base, "base")?;
+    nonempty(&q, "queries")?;
+    nonempty(&b, "base")?;
+    if q.cols() != b.cols() {
+        return Err(PyValueError::new_err(format!(
+            "base: has dimension {} but queries have {}; both must live in the same space",
+            b.cols(),
+            q.cols()
+        )));
+    }
+    if exclude_self && q.rows() != b.rows() {
+        return Err(PyValueError::new_err(format!(
+            "exclude_self: needs queries and base to be the same vocabulary, got {} and {} rows",
+            q.rows(),
+            b.rows()
+        )));
+    }
+    let pool = thread_pool(num_threads).map_err(to_py)?;
+    let n = q.rows();
+    let (q_inv, b_inv) = py
+        .detach(|| Ok::<_, Error>((inverse_norms(&pool, q, "queries")?, inverse_norms(&pool, b, "base")?)))
+        .map_err(to_py)?;
+    let mut sims = vec![0f32; n * k];
+    let mut idx = vec![0i64; n * k];
+    let mut start = 0;
+    loop {
+        let end = (start + BLOCK).min(n);
+        let (s, i) = (&mut sims[start * k..end * k], &mut idx[start * k..end * k]);
+        py.detach(|| knn_block(&pool, q.slice_rows(start, end), &q_inv[start..end], start, b, &b_inv, k, exclude_self, s, i))
+            .map_err(to_py)?;
+        report(py, &progress, end, n)?;
+        start = end;
+        if end >= n {
+            break;
+        }
+    }
+    Ok((matrix2(py, sims, n, k)?, matrix2(py, idx, n, k)?))
+}
+
+/// LLM reconstruction weights for given neighbours (see `taskspec_rs.llm_weights`).
+#[pyfunction]
+#[pyo3(signature = (y_gen, x_gen, neighbors, *, reg=1e-3, num_threads=None))]
+fn llm_weights<'py>(
+    py: Python<'py>,
+    y_gen: PyReadonlyArray2<'py, f32>,
+    x_gen: PyReadonlyArray2<'py, f32>,
+    neighbors: PyReadonlyArray2<'py, i64>,
+    reg: f64,
+    num_threads: Option<usize>,
+) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    let y = view(&y_gen, "y_gen")?;
+    let x = view(&x_gen, "x_gen")?;
+    let (nb, nr, k) = index_view(&neighbors, "neighbors")?;
+    if nr != y.rows() {
+        return Err(PyValueError::new_err(format!("neighbors: has {nr} rows but y_gen has {}", y.rows())));
+    }
+    let pool = thread_pool(num_threads).map_err(to_py)?;
+    let mut w = vec![0f32; y.rows() * k];
+    py.detach(|| {
+        check_finite(&pool, y, "y_gen")?;
+        check_finite(&pool, x, "x_gen")?;
+        llm_weights_block(&pool, y, x, nb, k, reg, 0, &mut w)
+    })
+    .map_err(to_py)?;
+    matrix2(py, w, y.rows(), k)
+}
+
+type Projection<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f32>>);
+
+/// Full locally linear mapping: exact kNN, Gram solves and combination.
+#[pyfunction]
+#[pyo3(signature = (x_gen, y_gen, x_spec, k, *, reg=1e-3, exclude_self=false, num_threads=None, progress=None))]
+#[allow(clippy::too_many_arguments)]
+fn llm_project<'py>(
+    py: Python<'py>,
+    x_gen: PyReadonlyArray2<'py, f32>,
+    y_gen: PyReadonlyArray2<'py, f32>,
+    x_spec: PyReadonlyArray2<'py, f32>,
+    k: usize,
+    reg: f64,
+    exclude_self: bool,
+    num_threads: Option<usize>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Projection<'py>> {
+    let x = view(&x_gen, "x_gen")?;
+    let y = view(&y_gen, "y_gen")?;
+    let xs = view(&x_spec, "x_spec")?;
+    check_projection(&x, &y, &xs)?;
+    let n = y.rows();
+    let e = xs.cols();
+    let limit = if exclude_self { x.rows() - 1 } else { x.rows() };
+    if k == 0 || k > limit {
+        return Err(PyValueError::new_err(format!(
+            "k: must be between 1 and {limit} (x_gen has {} rows{}), got {k}",
+            x.rows(),
+            if exclude_self { ", one fewer with exclude_self" } else { "" }
+        )));
+    }
+    if exclude_self && x.rows() != n {
+        return Err(PyValueError::new_err(format!(
+            "exclude_self: needs y_gen to be the source vocabulary itself (same rows as x_gen), got {n} and {} rows",
+            x.rows()
+        )));
+    }
+    let pool = thread_pool(num_threads).map_err(to_py)?;
+    let (y_inv, x_inv) = py
+        .detach(|| {
+            check_finite(&pool, xs, "x_spec")?;
+            Ok::<_, Error>((inverse_norms(&pool, y, "y_gen")?, inverse_norms(&pool, x, "x_gen")?))
+        })
+        .map_err(to_py)?;
+    let mut out = vec![0f32; n * e];
+    let mut nbrs = vec![0i64; n * k];
+    let mut sims = vec![0f32; n * k];
+    let mut w = vec![0f32; n * k];
+    let mut start = 0;
+    loop {
+        let end = (start + BLOCK).min(n);
+        let yb = y.slice_rows(start, end);
+        let (nb, sb, wb) = (&mut nbrs[start * k..end * k], &mut sims[start * k..end * k], &mut w[start * k..end * k]);
+        let ob = &mut out[start * e..end * e];
+        py.detach(|| {
+            knn_block(&pool, yb, &y_inv[start..end], start, x, &x_inv, k, exclude_self, sb, nb)?;
+            llm_weights_block(&pool, yb, x, nb, k, reg, start, wb)?;
+            combine_block(&pool, xs, nb, wb, k, ob)
+        })
+        .map_err(to_py)?;
+        report(py, &progress, end, n)?;
+        start = end;
+        if end >= n {
+            break;
+        }
+    }
+    Ok((matrix2(py, out, n, e)?, matrix2(py, nbrs, n, k)?, matrix2(py, w, n, k)?))
+}
+
+/// LLM from precomputed neighbours (e.g. an approximate index): weights and combination.
+#[pyfunction]
+#[pyo3(signature = (x_gen, y_gen, x_spec, neighbors, *, reg=1e-3, num_threads=None, progress=None))]
+#[allow(clippy::too_many_arguments)]
+fn llm_project_neighbors<'py>(
+    py: Python<'py>,
+    x_gen: PyReadonlyArray2<'py, f32>,
+    y_gen: PyReadonlyArray2<'py, f32>,
+    x_spec: PyReadonlyArray2<'py, f32>,
+    neighbors: PyReadonlyArray2<'py, i64>,
+    reg: f64,
+    num_threads: Option<usize>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<(Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<f32>>)> {
+    let x = view(&x_gen, "x_gen")?;
+    let y = view(&y_gen, "y_gen")?;
+    let xs = view(&x_spec, "x_spec")?;
+    check_projection(&x, &y, &xs)?;
+    let (nb_all, nr, k) = index_view(&neighbors, "neighbors")?;
+    let n = y.rows();
+    if nr != n {
+        return Err(PyValueError::new_err(format!("neighbors: has {nr} rows but y_gen has {n}")));
+    }
+    let e = xs.cols();
+    let pool = thread_pool(num_threads).map_err(to_py)?;
+    py.detach(|| {
+        check_finite(&pool, y, "y_gen")?;
+        check_finite(&pool, x, "x_gen")?;
+        check_finite(&pool, xs, "x_spec")
+    })
+    .map_err(to_py)?;
+    let mut out = vec![0f32; n * e];
+    let mut w = vec![0f32; n * k];
+    let mut start = 0;
+    loop {
+        let end = (start + BLOCK).min(n);
+        let yb = y.slice_rows(start, end);
+        let nb = &nb_all[start * k..end * k];
+        let (wb, ob) = (&mut w[start * k..end * k], &mut out[start * e..end * e]);
+        py.detach(|| {
+            llm_weights_block(&pool, yb, x, nb, k, reg, start, wb)?;
+            combine_block(&pool, xs, nb, wb, k, ob)
+        })
+        .map_err(to_py)?;
+        report(py, &progress, end, n)?;
+        start = end;
+        if end >= n {
+            break;
+        }
+    }
+    Ok((matrix2(py, out, n, e)?, matrix2(py, w, n, k)?))
+}
+
+/// Build profile of the compiled core ("release" or "debug").
+#[pyfunction]
+fn build_profile() -> &'static str {
+    crate::BUILD_PROFILE
+}
+
+/// Threads used when `num_threads=None`.
+#[pyfunction]
+fn default_num_threads() -> usize {
+    crate::pool::default_num_threads()
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("NumericalError", m.py().get_type::<NumericalError>())?;
+    m.add_function(wrap_pyfunction!(knn, m)?)?;
+    m.add_function(wrap_pyfunction!(llm_weights, m)?)?;
+    m.add_function(wrap_pyfunction!(llm_project, m)?)?;
+    m.add_function(wrap_pyfunction!(llm_project_neighbors, m)?)?;
+    m.add_function(wrap_pyfunction!(build_profile, m)?)?;
+    m.add_function(wrap_pyfunction!(default_num_threads, m)?)?;
+    Ok(())
+}
