@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::matrix::MatRef;
 
 /// Query rows per tile (upper bound).
-const QUERY_BLOCK: usize = 256;
+const QUERY_BLOCK: usize = 512;
 /// Base rows per tile.
 const BASE_BLOCK: usize = 512;
 
@@ -75,7 +75,7 @@ pub fn inverse_norms(pool: &ThreadPool, m: MatRef<'_>, arg: &'static str) -> Res
 #[inline]
 fn push_topk(sims: &mut [f32], idx: &mut [i64], s: f32, j: i64) {
     let k = sims.len();
-    if !(s > sims[k - 1]) {
+    if s <= sims[k - 1] || s.is_nan() {
         return;
     }
     let mut pos = k - 1;
@@ -111,17 +111,30 @@ pub fn knn_block(
     let m = base.rows();
     let d = queries.cols();
     if base.cols() != d {
-        return Err(Error::invalid("base", format!("has {} columns but queries have {d}", base.cols())));
+        return Err(Error::invalid(
+            "base",
+            format!("has {} columns but queries have {d}", base.cols()),
+        ));
     }
     let limit = if exclude_self { m.saturating_sub(1) } else { m };
     if k == 0 || k > limit {
         return Err(Error::invalid(
             "k",
-            format!("must be in 1..={limit} (base has {m} rows{}), got {k}", if exclude_self { ", minus one for exclude_self" } else { "" }),
+            format!(
+                "must be in 1..={limit} (base has {m} rows{}), got {k}",
+                if exclude_self {
+                    ", minus one for exclude_self"
+                } else {
+                    ""
+                }
+            ),
         ));
     }
     if q_inv.len() != n || b_inv.len() != m || sims.len() != n * k || idx.len() != n * k {
-        return Err(Error::invalid("knn_block", "buffer lengths disagree with the matrix shapes"));
+        return Err(Error::invalid(
+            "knn_block",
+            "buffer lengths disagree with the matrix shapes",
+        ));
     }
     if n == 0 {
         return Ok(());
@@ -130,8 +143,10 @@ pub fn knn_block(
     let qb = n.div_ceil(threads * 4).clamp(16, QUERY_BLOCK);
 
     pool.install(|| {
-        sims.par_chunks_mut(qb * k).zip(idx.par_chunks_mut(qb * k)).enumerate().for_each(
-            |(c, (s_out, i_out))| {
+        sims.par_chunks_mut(qb * k)
+            .zip(idx.par_chunks_mut(qb * k))
+            .enumerate()
+            .for_each(|(c, (s_out, i_out))| {
                 let q0 = c * qb;
                 let rows = s_out.len() / k;
                 // Normalised copy of this query block.
@@ -194,18 +209,27 @@ pub fn knn_block(
                     }
                     b0 += bb;
                 }
-            },
-        );
+            });
     });
     Ok(())
 }
 
 /// Convenience: full search over all rows (used by tests and Rust callers).
-pub fn knn(pool: &ThreadPool, queries: MatRef<'_>, base: MatRef<'_>, k: usize, exclude_self: bool) -> Result<Neighbors> {
+pub fn knn(
+    pool: &ThreadPool,
+    queries: MatRef<'_>,
+    base: MatRef<'_>,
+    k: usize,
+    exclude_self: bool,
+) -> Result<Neighbors> {
     if exclude_self && queries.rows() != base.rows() {
         return Err(Error::invalid(
             "exclude_self",
-            format!("needs queries and base of the same vocabulary, got {} and {} rows", queries.rows(), base.rows()),
+            format!(
+                "needs queries and base of the same vocabulary, got {} and {} rows",
+                queries.rows(),
+                base.rows()
+            ),
         ));
     }
     let q_inv = inverse_norms(pool, queries, "queries")?;
@@ -213,6 +237,17 @@ pub fn knn(pool: &ThreadPool, queries: MatRef<'_>, base: MatRef<'_>, k: usize, e
     let n = queries.rows();
     let mut sims = vec![0f32; n * k];
     let mut idx = vec![0i64; n * k];
-    knn_block(pool, queries, &q_inv, 0, base, &b_inv, k, exclude_self, &mut sims, &mut idx)?;
+    knn_block(
+        pool,
+        queries,
+        &q_inv,
+        0,
+        base,
+        &b_inv,
+        k,
+        exclude_self,
+        &mut sims,
+        &mut idx,
+    )?;
     Ok(Neighbors { k, sims, idx })
 }

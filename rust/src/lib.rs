@@ -21,3 +21,6 @@ pub use pool::thread_pool;
 
 /// Build profile the library was compiled with ("release" or "debug").
 pub const BUILD_PROFILE: &str = if cfg!(debug_assertions) { "debug" } else { "release" };
+
+#[cfg(test)]
+mod tests;

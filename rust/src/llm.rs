@@ -12,7 +12,11 @@ const CHUNK: usize = 64;
 
 /// Check every neighbour index lies in `0..n_source`.
 fn check_neighbors(nbrs: &[i64], n_source: usize) -> Result<()> {
-    if let Some((p, &v)) = nbrs.iter().enumerate().find(|(_, &v)| v < 0 || v as u64 >= n_source as u64) {
+    if let Some((p, &v)) = nbrs
+        .iter()
+        .enumerate()
+        .find(|(_, &v)| v < 0 || v as u64 >= n_source as u64)
+    {
         return Err(Error::invalid(
             "neighbors",
             format!("entry {p} is {v}, outside the source vocabulary 0..{n_source}"),
@@ -28,8 +32,11 @@ fn solve_in_place(a: &mut [f64], b: &mut [f64], k: usize) -> bool {
     let scale = (0..k).map(|i| a[i * k + i].abs()).fold(0.0, f64::max);
     let tol = scale * 1e-13 * k as f64;
     for col in 0..k {
-        let (piv, pmax) = (col..k).map(|r| (r, a[r * k + col].abs())).fold((col, -1.0), |acc, x| if x.1 > acc.1 { x } else { acc });
-        if !(pmax > tol) || pmax == 0.0 {
+        let (piv, pmax) =
+            (col..k)
+                .map(|r| (r, a[r * k + col].abs()))
+                .fold((col, -1.0), |acc, x| if x.1 > acc.1 { x } else { acc });
+        if pmax <= tol || pmax.is_nan() || pmax == 0.0 {
             return false;
         }
         if piv != col {
@@ -79,13 +86,19 @@ pub fn llm_weights_block(
     let n = y.rows();
     let d = y.cols();
     if x.cols() != d {
-        return Err(Error::invalid("x_gen", format!("has {} columns but y_gen has {d}", x.cols())));
+        return Err(Error::invalid(
+            "x_gen",
+            format!("has {} columns but y_gen has {d}", x.cols()),
+        ));
     }
     if k == 0 || nbrs.len() != n * k || out.len() != n * k {
         return Err(Error::invalid("neighbors", format!("must be {n} x k with k >= 1")));
     }
-    if !(reg >= 0.0) || !reg.is_finite() {
-        return Err(Error::invalid("reg", format!("must be a finite number >= 0, got {reg}")));
+    if reg < 0.0 || !reg.is_finite() {
+        return Err(Error::invalid(
+            "reg",
+            format!("must be a finite number >= 0, got {reg}"),
+        ));
     }
     check_neighbors(nbrs, x.rows())?;
     pool.install(|| {
@@ -146,7 +159,10 @@ pub fn combine_block(
 ) -> Result<()> {
     let e = x_spec.cols();
     if k == 0 || nbrs.len() != weights.len() || nbrs.len() % k != 0 || out.len() != nbrs.len() / k * e {
-        return Err(Error::invalid("weights", "shape disagrees with neighbors or the output"));
+        return Err(Error::invalid(
+            "weights",
+            "shape disagrees with neighbors or the output",
+        ));
     }
     check_neighbors(nbrs, x_spec.rows())?;
     if e == 0 {

@@ -44,7 +44,11 @@ impl<'a> MatRef<'a> {
 
     /// Rows `start..end` as a new view.
     pub fn slice_rows(&self, start: usize, end: usize) -> MatRef<'a> {
-        MatRef { data: &self.data[start * self.cols..end * self.cols], rows: end - start, cols: self.cols }
+        MatRef {
+            data: &self.data[start * self.cols..end * self.cols],
+            rows: end - start,
+            cols: self.cols,
+        }
     }
 }
 
@@ -52,11 +56,17 @@ impl<'a> MatRef<'a> {
 pub fn check_finite(pool: &rayon::ThreadPool, m: MatRef<'_>, arg: &'static str) -> Result<()> {
     use rayon::prelude::*;
     let d = m.cols().max(1);
-    let bad = pool.install(|| m.data().par_chunks(d * 1024).enumerate().find_map_first(|(c, chunk)| {
-        chunk.iter().position(|v| !v.is_finite()).map(|p| c * 1024 + p / d)
-    }));
+    let bad = pool.install(|| {
+        m.data()
+            .par_chunks(d * 1024)
+            .enumerate()
+            .find_map_first(|(c, chunk)| chunk.iter().position(|v| !v.is_finite()).map(|p| c * 1024 + p / d))
+    });
     match bad {
-        Some(row) => Err(Error::invalid(arg, format!("row {row} contains NaN or inf; clean the input (e.g. numpy.nan_to_num) or drop the row"))),
+        Some(row) => Err(Error::invalid(
+            arg,
+            format!("row {row} contains NaN or inf; clean the input (e.g. numpy.nan_to_num) or drop the row"),
+        )),
         None => Ok(()),
     }
 }

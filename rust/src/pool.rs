@@ -49,7 +49,10 @@ pub fn thread_pool(num_threads: Option<usize>) -> Result<Arc<ThreadPool>> {
         // (dropping would wait for threads that are gone).
         std::mem::forget(guard.take());
     }
-    let c = guard.get_or_insert_with(|| Cache { pid, pools: HashMap::new() });
+    let c = guard.get_or_insert_with(|| Cache {
+        pid,
+        pools: HashMap::new(),
+    });
     if let Some(p) = c.pools.get(&n) {
         return Ok(p.clone());
     }

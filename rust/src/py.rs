@@ -15,7 +15,12 @@ use crate::llm::{combine_block, llm_weights_block};
 use crate::matrix::{check_finite, MatRef};
 use crate::pool::thread_pool;
 
-create_exception!(_core, NumericalError, PyRuntimeError, "A numerical failure on valid input (e.g. a singular Gram matrix with reg=0).");
+create_exception!(
+    _core,
+    NumericalError,
+    PyRuntimeError,
+    "A numerical failure on valid input (e.g. a singular Gram matrix with reg=0)."
+);
 
 /// Query rows per block between two GIL re-acquisitions.
 const BLOCK: usize = 8192;
@@ -37,7 +42,11 @@ fn view<'a>(a: &'a PyReadonlyArray2<'_, f32>, arg: &'static str) -> PyResult<Mat
 
 fn nonempty(m: &MatRef<'_>, arg: &'static str) -> PyResult<()> {
     if m.rows() == 0 || m.cols() == 0 {
-        return Err(PyValueError::new_err(format!("{arg}: must be non-empty, got shape ({}, {})", m.rows(), m.cols())));
+        return Err(PyValueError::new_err(format!(
+            "{arg}: must be non-empty, got shape ({}, {})",
+            m.rows(),
+            m.cols()
+        )));
     }
     Ok(())
 }
@@ -58,7 +67,12 @@ fn report(py: Python<'_>, progress: &Option<Py<PyAny>>, done: usize, total: usiz
     Ok(())
 }
 
-fn matrix2<'py, T: numpy::Element>(py: Python<'py>, v: Vec<T>, rows: usize, cols: usize) -> PyResult<Bound<'py, PyArray2<T>>> {
+fn matrix2<'py, T: numpy::Element>(
+    py: Python<'py>,
+    v: Vec<T>,
+    rows: usize,
+    cols: usize,
+) -> PyResult<Bound<'py, PyArray2<T>>> {
     PyArray1::from_vec(py, v).reshape([rows, cols])
 }
 
@@ -82,6 +96,8 @@ fn check_projection(x: &MatRef<'_>, y: &MatRef<'_>, xs: &MatRef<'_>) -> PyResult
     }
     Ok(())
 }
+
+type Matrix<'py, T> = Bound<'py, PyArray2<T>>;
 
 type Knn<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<i64>>);
 
@@ -126,8 +142,21 @@ fn knn<'py>(
     loop {
         let end = (start + BLOCK).min(n);
         let (s, i) = (&mut sims[start * k..end * k], &mut idx[start * k..end * k]);
-        py.detach(|| knn_block(&pool, q.slice_rows(start, end), &q_inv[start..end], start, b, &b_inv, k, exclude_self, s, i))
-            .map_err(to_py)?;
+        py.detach(|| {
+            knn_block(
+                &pool,
+                q.slice_rows(start, end),
+                &q_inv[start..end],
+                start,
+                b,
+                &b_inv,
+                k,
+                exclude_self,
+                s,
+                i,
+            )
+        })
+        .map_err(to_py)?;
         report(py, &progress, end, n)?;
         start = end;
         if end >= n {
@@ -152,7 +181,10 @@ fn llm_weights<'py>(
     let x = view(&x_gen, "x_gen")?;
     let (nb, nr, k) = index_view(&neighbors, "neighbors")?;
     if nr != y.rows() {
-        return Err(PyValueError::new_err(format!("neighbors: has {nr} rows but y_gen has {}", y.rows())));
+        return Err(PyValueError::new_err(format!(
+            "neighbors: has {nr} rows but y_gen has {}",
+            y.rows()
+        )));
     }
     let pool = thread_pool(num_threads).map_err(to_py)?;
     let mut w = vec![0f32; y.rows() * k];
@@ -165,7 +197,11 @@ fn llm_weights<'py>(
     matrix2(py, w, y.rows(), k)
 }
 
-type Projection<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f32>>);
+type Projection<'py> = (
+    Bound<'py, PyArray2<f32>>,
+    Bound<'py, PyArray2<i64>>,
+    Bound<'py, PyArray2<f32>>,
+);
 
 /// Full locally linear mapping: exact kNN, Gram solves and combination.
 #[pyfunction]
@@ -193,7 +229,11 @@ fn llm_project<'py>(
         return Err(PyValueError::new_err(format!(
             "k: must be between 1 and {limit} (x_gen has {} rows{}), got {k}",
             x.rows(),
-            if exclude_self { ", one fewer with exclude_self" } else { "" }
+            if exclude_self {
+                ", one fewer with exclude_self"
+            } else {
+                ""
+            }
         )));
     }
     if exclude_self && x.rows() != n {
@@ -217,7 +257,11 @@ fn llm_project<'py>(
     loop {
         let end = (start + BLOCK).min(n);
         let yb = y.slice_rows(start, end);
-        let (nb, sb, wb) = (&mut nbrs[start * k..end * k], &mut sims[start * k..end * k], &mut w[start * k..end * k]);
+        let (nb, sb, wb) = (
+            &mut nbrs[start * k..end * k],
+            &mut sims[start * k..end * k],
+            &mut w[start * k..end * k],
+        );
         let ob = &mut out[start * e..end * e];
         py.detach(|| {
             knn_block(&pool, yb, &y_inv[start..end], start, x, &x_inv, k, exclude_self, sb, nb)?;
@@ -247,7 +291,7 @@ fn llm_project_neighbors<'py>(
     reg: f64,
     num_threads: Option<usize>,
     progress: Option<Py<PyAny>>,
-) -> PyResult<(Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<f32>>)> {
+) -> PyResult<(Matrix<'py, f32>, Matrix<'py, f32>)> {
     let x = view(&x_gen, "x_gen")?;
     let y = view(&y_gen, "y_gen")?;
     let xs = view(&x_spec, "x_spec")?;
@@ -255,7 +299,9 @@ fn llm_project_neighbors<'py>(
     let (nb_all, nr, k) = index_view(&neighbors, "neighbors")?;
     let n = y.rows();
     if nr != n {
-        return Err(PyValueError::new_err(format!("neighbors: has {nr} rows but y_gen has {n}")));
+        return Err(PyValueError::new_err(format!(
+            "neighbors: has {nr} rows but y_gen has {n}"
+        )));
     }
     let e = xs.cols();
     let pool = thread_pool(num_threads).map_err(to_py)?;

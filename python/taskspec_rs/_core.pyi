@@ -1,0 +1,52 @@
+"""Stubs of the compiled core (taskspec_rs._core). Use the wrappers in taskspec_rs."""
+
+from typing import Any, Callable, Optional
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+class NumericalError(RuntimeError):
+    """A numerical failure on valid input (e.g. a singular Gram matrix with reg=0)."""
+
+def knn(
+    queries: npt.NDArray[np.float32],
+    base: npt.NDArray[np.float32],
+    k: int,
+    *,
+    exclude_self: bool = False,
+    num_threads: Optional[int] = None,
+    progress: Optional[Callable[[int, int], Any]] = None,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
+def llm_weights(
+    y_gen: npt.NDArray[np.float32],
+    x_gen: npt.NDArray[np.float32],
+    neighbors: npt.NDArray[np.int64],
+    *,
+    reg: float = 1e-3,
+    num_threads: Optional[int] = None,
+) -> npt.NDArray[np.float32]: ...
+def llm_project(
+    x_gen: npt.NDArray[np.float32],
+    y_gen: npt.NDArray[np.float32],
+    x_spec: npt.NDArray[np.float32],
+    k: int,
+    *,
+    reg: float = 1e-3,
+    exclude_self: bool = False,
+    num_threads: Optional[int] = None,
+    progress: Optional[Callable[[int, int], Any]] = None,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
+def llm_project_neighbors(
+    x_gen: npt.NDArray[np.float32],
+    y_gen: npt.NDArray[np.float32],
+    x_spec: npt.NDArray[np.float32],
+    neighbors: npt.NDArray[np.int64],
+    *,
+    reg: float = 1e-3,
+    num_threads: Optional[int] = None,
+    progress: Optional[Callable[[int, int], Any]] = None,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...
+def build_profile() -> str: ...
+def default_num_threads() -> int: ...

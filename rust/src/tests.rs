@@ -1,0 +1,271 @@
+//! Core tests: blocked kNN against a naive scan, LLM weights against the definition.
+#![allow(clippy::needless_range_loop)]
+
+use proptest::prelude::*;
+
+use crate::knn::{inverse_norms, knn, knn_block};
+use crate::llm::{combine_block, llm_weights_block};
+use crate::matrix::{check_finite, MatRef};
+use crate::pool::thread_pool;
+use crate::Error;
+
+/// Deterministic clustered data: `n` rows around `c` centres.
+fn clustered(n: usize, d: usize, c: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        ((s >> 11) as f64 / (1u64 << 53) as f64) as f32 - 0.5
+    };
+    let centres: Vec<f32> = (0..c * d).map(|_| next() * 4.0).collect();
+    let mut out = Vec::with_capacity(n * d);
+    for i in 0..n {
+        let ci = i % c;
+        for j in 0..d {
+            out.push(centres[ci * d + j] + next());
+        }
+    }
+    out
+}
+
+fn naive(q: &[f32], b: &[f32], d: usize, k: usize, exclude_self: bool) -> Vec<Vec<(f64, i64)>> {
+    let norm = |v: &[f32]| v.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt();
+    q.chunks(d)
+        .enumerate()
+        .map(|(i, qr)| {
+            let mut all: Vec<(f64, i64)> = b
+                .chunks(d)
+                .enumerate()
+                .filter(|(j, _)| !(exclude_self && *j == i))
+                .map(|(j, br)| {
+                    (
+                        qr.iter().zip(br).map(|(&a, &c)| a as f64 * c as f64).sum::<f64>() / norm(qr) / norm(br),
+                        j as i64,
+                    )
+                })
+                .collect();
+            all.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap().then(a.1.cmp(&b.1)));
+            all.truncate(k);
+            all
+        })
+        .collect()
+}
+
+fn check_against_naive(n: usize, m: usize, d: usize, k: usize, exclude_self: bool, threads: usize) {
+    let pool = thread_pool(Some(threads)).unwrap();
+    let b = clustered(m, d, 7, 1);
+    let q = if exclude_self { b.clone() } else { clustered(n, d, 5, 2) };
+    let n = q.len() / d;
+    let res = knn(
+        &pool,
+        MatRef::new(&q, n, d, "q").unwrap(),
+        MatRef::new(&b, m, d, "b").unwrap(),
+        k,
+        exclude_self,
+    )
+    .unwrap();
+    let want = naive(&q, &b, d, k, exclude_self);
+    for i in 0..n {
+        for j in 0..k {
+            let (ws, wi) = want[i][j];
+            let (gs, gi) = (res.sims[i * k + j] as f64, res.idx[i * k + j]);
+            assert!((ws - gs).abs() < 1e-5, "row {i} rank {j}: sim {gs} vs {ws}");
+            // Indices agree unless the two candidates tie within float32 precision.
+            if gi != wi {
+                let alt = want[i]
+                    .iter()
+                    .find(|p| p.1 == gi)
+                    .expect("returned index not among the true top-k");
+                assert!((alt.0 - ws).abs() < 1e-5, "row {i}: index {gi} vs {wi}");
+            }
+        }
+    }
+}
+
+#[test]
+fn knn_matches_naive_multi_block() {
+    // More than one base tile (512) and one query block.
+    check_against_naive(300, 1300, 24, 10, false, 2);
+}
+
+#[test]
+fn knn_exclude_self_never_returns_self() {
+    check_against_naive(0, 700, 16, 5, true, 2);
+}
+
+#[test]
+fn knn_threads_agree() {
+    let b = clustered(900, 20, 9, 3);
+    let q = clustered(200, 20, 4, 4);
+    let run = |t| {
+        let pool = thread_pool(Some(t)).unwrap();
+        knn(
+            &pool,
+            MatRef::new(&q, 200, 20, "q").unwrap(),
+            MatRef::new(&b, 900, 20, "b").unwrap(),
+            7,
+            false,
+        )
+        .unwrap()
+    };
+    assert_eq!(run(1), run(2));
+}
+
+#[test]
+fn knn_ties_prefer_lower_index() {
+    let pool = thread_pool(Some(1)).unwrap();
+    // Base rows 0, 2 and 3 are the same direction.
+    let b = [1.0f32, 0.0, 0.0, 1.0, 2.0, 0.0, 3.0, 0.0];
+    let q = [1.0f32, 0.0];
+    let r = knn(
+        &pool,
+        MatRef::new(&q, 1, 2, "q").unwrap(),
+        MatRef::new(&b, 4, 2, "b").unwrap(),
+        3,
+        false,
+    )
+    .unwrap();
+    assert_eq!(r.idx, vec![0, 2, 3]);
+}
+
+#[test]
+fn bad_input_is_an_error_not_a_panic() {
+    let pool = thread_pool(Some(1)).unwrap();
+    let z = [0.0f32, 0.0, 1.0, 1.0];
+    let err = inverse_norms(&pool, MatRef::new(&z, 2, 2, "base").unwrap(), "base").unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { arg: "base", .. }), "{err}");
+    let nan = [1.0f32, f32::NAN];
+    assert!(inverse_norms(&pool, MatRef::new(&nan, 1, 2, "x").unwrap(), "x").is_err());
+    assert!(check_finite(&pool, MatRef::new(&nan, 1, 2, "x").unwrap(), "x").is_err());
+    assert!(MatRef::new(&nan, 2, 2, "x").is_err());
+    let b = [1.0f32, 0.0, 0.0, 1.0];
+    let (bi, qi) = ([1.0f32, 1.0], [1.0f32]);
+    let (mut s, mut ix) = (vec![0.0; 3], vec![0; 3]);
+    let err = knn_block(
+        &pool,
+        MatRef::new(&b[..2], 1, 2, "q").unwrap(),
+        &qi,
+        0,
+        MatRef::new(&b, 2, 2, "b").unwrap(),
+        &bi,
+        3,
+        false,
+        &mut s,
+        &mut ix,
+    );
+    assert!(matches!(err, Err(Error::InvalidInput { arg: "k", .. })));
+    let mut w = vec![0.0; 1];
+    let err = llm_weights_block(
+        &pool,
+        MatRef::new(&b[..2], 1, 2, "y").unwrap(),
+        MatRef::new(&b, 2, 2, "x").unwrap(),
+        &[5],
+        1,
+        1e-3,
+        0,
+        &mut w,
+    );
+    assert!(matches!(err, Err(Error::InvalidInput { arg: "neighbors", .. })));
+    assert!(thread_pool(Some(0)).is_err());
+}
+
+#[test]
+fn singular_gram_without_reg_is_a_numerical_error() {
+    let pool = thread_pool(Some(1)).unwrap();
+    // k = 3 neighbours in 2-D: rank-deficient Gram matrix.
+    let x = [1.0f32, 0.0, 0.0, 1.0, 1.0, 1.0];
+    let y = [0.5f32, 0.5];
+    let mut w = vec![0.0; 3];
+    let err = llm_weights_block(
+        &pool,
+        MatRef::new(&y, 1, 2, "y").unwrap(),
+        MatRef::new(&x, 3, 2, "x").unwrap(),
+        &[0, 1, 2],
+        3,
+        0.0,
+        0,
+        &mut w,
+    );
+    assert!(matches!(err, Err(Error::Numerical(_))), "{err:?}");
+    // With the default ridge it is solvable and sums to one.
+    llm_weights_block(
+        &pool,
+        MatRef::new(&y, 1, 2, "y").unwrap(),
+        MatRef::new(&x, 3, 2, "x").unwrap(),
+        &[0, 1, 2],
+        3,
+        1e-3,
+        0,
+        &mut w,
+    )
+    .unwrap();
+    assert!((w.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+}
+
+#[test]
+fn y_equal_to_a_neighbour_gets_its_weight() {
+    let pool = thread_pool(Some(1)).unwrap();
+    let x = [1.0f32, 0.0, 0.0, 1.0];
+    let y = [1.0f32, 0.0];
+    let mut w = vec![0.0; 2];
+    llm_weights_block(
+        &pool,
+        MatRef::new(&y, 1, 2, "y").unwrap(),
+        MatRef::new(&x, 2, 2, "x").unwrap(),
+        &[0, 1],
+        2,
+        1e-3,
+        0,
+        &mut w,
+    )
+    .unwrap();
+    assert!(w[0] > 0.99 && (w[0] + w[1] - 1.0).abs() < 1e-6, "{w:?}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn blocked_topk_equals_naive(n in 1usize..40, m in 2usize..1200, d in 1usize..12, k in 1usize..8, seed in 0u64..1000) {
+        let k = k.min(m);
+        let pool = thread_pool(Some(2)).unwrap();
+        let b = clustered(m, d, 3, seed);
+        let q = clustered(n, d, 2, seed + 7);
+        let r = knn(&pool, MatRef::new(&q, n, d, "q").unwrap(), MatRef::new(&b, m, d, "b").unwrap(), k, false).unwrap();
+        let want = naive(&q, &b, d, k, false);
+        for i in 0..n {
+            for j in 0..k {
+                prop_assert!((want[i][j].0 - r.sims[i * k + j] as f64).abs() < 1e-5);
+            }
+            // Best first.
+            for j in 1..k {
+                prop_assert!(r.sims[i * k + j - 1] >= r.sims[i * k + j]);
+            }
+        }
+    }
+
+    #[test]
+    fn weights_sum_to_one_and_reconstruct(n in 1usize..30, k in 1usize..20, d in 1usize..10, seed in 0u64..1000) {
+        let pool = thread_pool(Some(2)).unwrap();
+        let m = 40;
+        let x = clustered(m, d, 4, seed);
+        let y = clustered(n, d, 3, seed + 1);
+        let nbrs: Vec<i64> = (0..n * k).map(|p| ((p * 7 + seed as usize) % m) as i64).collect();
+        let mut w = vec![0f32; n * k];
+        llm_weights_block(&pool, MatRef::new(&y, n, d, "y").unwrap(), MatRef::new(&x, m, d, "x").unwrap(), &nbrs, k, 1e-3, 0, &mut w).unwrap();
+        for i in 0..n {
+            let s: f32 = w[i * k..(i + 1) * k].iter().sum();
+            prop_assert!((s - 1.0).abs() < 1e-4, "row {} sums to {}", i, s);
+        }
+        // combine with x_spec = x_gen reproduces the weighted sum
+        let mut out = vec![0f32; n * d];
+        combine_block(&pool, MatRef::new(&x, m, d, "x").unwrap(), &nbrs, &w, k, &mut out).unwrap();
+        for i in 0..n {
+            for c in 0..d {
+                let want: f64 = (0..k).map(|j| w[i * k + j] as f64 * x[nbrs[i * k + j] as usize * d + c] as f64).sum();
+                prop_assert!((want - out[i * d + c] as f64).abs() < 1e-4);
+            }
+        }
+    }
+}

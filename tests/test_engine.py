@@ -1,0 +1,219 @@
+"""The Rust engine against an independent float64 numpy reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import taskspec_rs as ts
+
+
+def clustered(n: int, d: int, *, centres: int = 8, spread: float = 0.35, seed: int = 0) -> np.ndarray:
+    """Rows around a few centres: neighbourhoods with structure, unlike pure noise."""
+    rng = np.random.default_rng(seed)
+    c = rng.normal(size=(centres, d))
+    return (c[rng.integers(0, centres, n)] + spread * rng.normal(size=(n, d))).astype(np.float32)
+
+
+def ref_knn(q: np.ndarray, b: np.ndarray, k: int, exclude_self: bool = False):
+    q = q.astype(np.float64)
+    b = b.astype(np.float64)
+    s = (q / np.linalg.norm(q, axis=1, keepdims=True)) @ (b / np.linalg.norm(b, axis=1, keepdims=True)).T
+    if exclude_self:
+        np.fill_diagonal(s, -np.inf)
+    idx = np.argsort(-s, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(s, idx, 1), idx
+
+
+def ref_weights(y: np.ndarray, x: np.ndarray, nbrs: np.ndarray, reg: float = 1e-3) -> np.ndarray:
+    out = np.empty(nbrs.shape)
+    for i in range(len(y)):
+        z = y[i].astype(np.float64) - x[nbrs[i]].astype(np.float64)
+        c = z @ z.T
+        tr = np.trace(c)
+        c += (reg * tr if tr > 0 else reg) * np.eye(len(nbrs[i]))
+        a = np.linalg.solve(c, np.ones(len(nbrs[i])))
+        out[i] = a / a.sum()
+    return out
+
+
+def assert_knn_close(sims, idx, ref_s, ref_i):
+    assert sims.dtype == np.float32 and idx.dtype == np.int64
+    np.testing.assert_allclose(sims, ref_s, atol=2e-6)
+    # Indices agree except where two candidates tie within float32 precision.
+    mismatch = idx != ref_i
+    assert mismatch.mean() < 0.01
+    assert np.all(np.abs(ref_s[mismatch] - sims[mismatch]) < 2e-6)
+
+
+X = clustered(1500, 32, seed=1)
+Y = clustered(400, 32, seed=2)
+XS = np.random.default_rng(3).normal(size=(1500, 12)).astype(np.float32)
+
+
+@pytest.mark.parametrize("k", [1, 5, 40])
+def test_knn_matches_reference(k):
+    assert_knn_close(*ts.knn(Y, X, k), *ref_knn(Y, X, k))
+
+
+def test_knn_exclude_self():
+    sims, idx = ts.knn(X, X, 6, exclude_self=True)
+    assert not (idx == np.arange(len(X))[:, None]).any()
+    assert_knn_close(sims, idx, *ref_knn(X, X, 6, exclude_self=True))
+
+
+def test_knn_float64_and_fortran_order_give_same_result():
+    a = ts.knn(Y, X, 7)
+    b = ts.knn(np.asfortranarray(Y.astype(np.float64)), np.asfortranarray(X), 7)
+    np.testing.assert_array_equal(a[1], b[1])
+    np.testing.assert_allclose(a[0], b[0], atol=1e-6)
+
+
+def test_thread_counts_give_identical_results():
+    one = ts.llm_project(X, Y, XS, 10, num_threads=1, return_neighbors=True)
+    two = ts.llm_project(X, Y, XS, 10, num_threads=2, return_neighbors=True)
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("k", [1, 10, 48])  # 48 > dim 32: singular without the ridge
+def test_llm_project_matches_reference(k):
+    y_spec, nbrs, w = ts.llm_project(X, Y, XS, k, return_neighbors=True)
+    _, ref_i = ref_knn(Y, X, k)
+    assert (nbrs == ref_i).mean() > 0.99
+    ref_w = ref_weights(Y, X, nbrs)
+    np.testing.assert_allclose(w, ref_w, atol=5e-5, rtol=1e-3)
+    np.testing.assert_allclose(w.sum(1), 1.0, atol=1e-5)
+    ref_spec = np.einsum("nk,nke->ne", ref_w, XS[nbrs].astype(np.float64))
+    np.testing.assert_allclose(y_spec, ref_spec, atol=1e-4, rtol=1e-3)
+    assert y_spec.shape == (len(Y), XS.shape[1]) and y_spec.dtype == np.float32
+    if k == 1:
+        np.testing.assert_array_equal(y_spec, XS[nbrs[:, 0]])
+
+
+def test_llm_project_exclude_self_tunes_on_source():
+    y_spec, nbrs, _ = ts.llm_project(X, X, XS, 5, exclude_self=True, return_neighbors=True)
+    assert not (nbrs == np.arange(len(X))[:, None]).any()
+    assert np.isfinite(y_spec).all()
+
+
+def test_llm_weights_reference_and_y_equal_to_neighbour():
+    nbrs = ts.knn(Y, X, 8)[1]
+    np.testing.assert_allclose(ts.llm_weights(Y, X, nbrs), ref_weights(Y, X, nbrs), atol=5e-5, rtol=1e-3)
+    # A target identical to a source word: regularisation keeps it solvable, weight ~1 on it.
+    w = ts.llm_weights(X[:3], X, ts.knn(X[:3], X, 4)[1])
+    assert np.all(w[:, 0] > 0.95) and np.isfinite(w).all()
+
+
+def test_llm_weights_without_reg_singular_raises():
+    x = np.array([[1, 0], [0, 1], [1, 1]], dtype=np.float32)
+    with pytest.raises(ts.NumericalError, match="singular"):
+        ts.llm_weights(np.array([[0.5, 0.5]]), x, np.array([[0, 1, 2]]), reg=0.0)
+
+
+def test_lp_project_matches_lstsq():
+    y_spec = ts.lp_project(X, XS, Y)
+    w = np.linalg.lstsq(X.astype(np.float64), XS.astype(np.float64), rcond=None)[0]
+    np.testing.assert_allclose(y_spec, Y.astype(np.float64) @ w, atol=1e-4, rtol=1e-3)
+    # Exact when x_spec is a linear map of x_gen.
+    m = np.random.default_rng(4).normal(size=(32, 12))
+    np.testing.assert_allclose(ts.lp_project(X, X @ m, Y), Y @ m, atol=1e-3, rtol=1e-3)
+
+
+def test_progress_callback_reports_completion():
+    seen = []
+    ts.llm_project(X, Y, XS, 3, progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (len(Y), len(Y))
+
+
+def test_zero_copy_input_is_not_modified():
+    x = X.copy()
+    ts.llm_project(x, Y, XS, 4)
+    np.testing.assert_array_equal(x, X)
+
+
+def test_build_is_release():
+    assert ts.build_profile() == "release"
+    assert ts.__version__
+
+
+# ----------------------------------------------------------------------------- bad input
+
+BAD = [
+    (lambda: ts.knn(Y[:, :5], X, 3), ValueError, "dimension"),
+    (lambda: ts.knn(Y, X, 0), ValueError, "k: must be between 1 and 1500"),
+    (lambda: ts.knn(Y, X, 1501), ValueError, "k: must be between"),
+    (lambda: ts.knn(X, X, 1500, exclude_self=True), ValueError, "one fewer"),
+    (lambda: ts.knn(Y, X, 2.5), TypeError, "k: expected"),
+    (lambda: ts.knn(Y, X, 3, exclude_self=True), ValueError, "exclude_self"),
+    (lambda: ts.knn(Y.astype(np.int32), X, 3), TypeError, "queries: expected a floating-point"),
+    (lambda: ts.knn(np.array([[1, 2], [3]], dtype=object), X, 3), TypeError, "queries"),
+    (lambda: ts.knn([[1.0, 2.0], [3.0]], X, 3), ValueError, "queries"),
+    (lambda: ts.knn(Y[0], X, 3), ValueError, "queries: expected a 2-D"),
+    (lambda: ts.knn(np.empty((0, 32), np.float32), X, 3), ValueError, "non-empty"),
+    (lambda: ts.knn(Y, X, 3, num_threads=0), ValueError, "num_threads"),
+    (lambda: ts.knn(Y, X, 3, num_threads=-2), ValueError, "num_threads"),
+    (lambda: ts.llm_project(X[:, :5], Y, XS), ValueError, "y_gen: has dimension 32 but x_gen has 5"),
+    (lambda: ts.llm_project(X, Y, XS[:10]), ValueError, "x_spec: has 10 rows"),
+    (lambda: ts.llm_project(X, Y, XS, reg=-1.0), ValueError, "reg"),
+    (lambda: ts.llm_project(X, Y, XS, exclude_self=True), ValueError, "exclude_self"),
+    (lambda: ts.llm_weights(Y, X, np.full((len(Y), 3), 1500)), ValueError, "neighbors: indices"),
+    (lambda: ts.llm_weights(Y, X, np.zeros((len(Y), 3)) + 0.5), TypeError, "neighbors"),
+    (lambda: ts.llm_weights(Y, X, np.zeros((3, 3), np.int64)), ValueError, "neighbors: expected shape"),
+    (lambda: ts.lp_project(X, XS[:7], Y), ValueError, "x_spec"),
+]
+
+
+@pytest.mark.parametrize("call,exc,msg", BAD)
+def test_bad_input_raises_clear_errors(call, exc, msg):
+    with pytest.raises(exc, match=msg):
+        call()
+
+
+@pytest.mark.parametrize("where", ["queries", "base"])
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_non_finite_rejected(where, value):
+    q, b = Y.copy(), X.copy()
+    (q if where == "queries" else b)[7, 3] = value
+    with pytest.raises(ValueError, match=rf"{where}: row 7 contains NaN or inf"):
+        ts.knn(q, b, 3)
+
+
+@pytest.mark.parametrize("arg", ["x_gen", "y_gen", "x_spec"])
+def test_non_finite_rejected_in_projection(arg):
+    inputs = {"x_gen": X.copy(), "y_gen": Y.copy(), "x_spec": XS.copy()}
+    inputs[arg][5, 0] = np.nan
+    with pytest.raises(ValueError, match=f"{arg}: row 5"):
+        ts.llm_project(inputs["x_gen"], inputs["y_gen"], inputs["x_spec"], 3)
+    with pytest.raises(ValueError, match=arg):
+        ts.lp_project(inputs["x_gen"], inputs["x_spec"], inputs["y_gen"])
+
+
+def test_zero_vectors_rejected_with_rule():
+    x = X.copy()
+    x[11] = 0
+    with pytest.raises(ValueError, match="x_gen: row 11 has zero norm"):
+        ts.llm_project(x, Y, XS, 3)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(1, 30),
+    m=st.integers(2, 60),
+    d=st.integers(1, 9),
+    k=st.integers(1, 70),
+    seed=st.integers(0, 10_000),
+)
+def test_knn_any_shape_is_correct_or_rejected(n, m, d, k, seed):
+    q = clustered(n, d, centres=3, seed=seed)
+    b = clustered(m, d, centres=3, seed=seed + 1)
+    if k > m:
+        with pytest.raises(ValueError, match="k:"):
+            ts.knn(q, b, k)
+        return
+    sims, idx = ts.knn(q, b, k)
+    ref_s, _ = ref_knn(q, b, k)
+    np.testing.assert_allclose(sims, ref_s, atol=5e-6)
+    assert np.all(np.diff(sims, axis=1) <= 0)
