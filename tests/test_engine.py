@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import taskspec_rs as ts
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import taskspec_rs as ts
 
 
 def clustered(n: int, d: int, *, centres: int = 8, spread: float = 0.35, seed: int = 0) -> np.ndarray:

@@ -6,15 +6,17 @@ classify text in languages without labelled data.
 """
 
 from ._core import __version__, build_profile, default_num_threads
+from .ann import HnswIndex
 from .project import NumericalError, knn, llm_project, llm_weights, lp_project
 
 __all__ = [
+    "NumericalError",
+    "HnswIndex",
     "__version__",
     "build_profile",
     "default_num_threads",
-    "NumericalError",
     "knn",
-    "llm_weights",
     "llm_project",
+    "llm_weights",
     "lp_project",
 ]

@@ -35,6 +35,7 @@ def llm_project(
     *,
     reg: float = 1e-3,
     exclude_self: bool = False,
+    row_offset: int = 0,
     num_threads: Optional[int] = None,
     progress: Optional[Callable[[int, int], Any]] = None,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...

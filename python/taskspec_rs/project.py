@@ -17,86 +17,29 @@ rejected with a :class:`ValueError` naming the row; drop such rows first.
 
 from __future__ import annotations
 
-import numbers
-from typing import Any, Callable, Optional, Union
+from collections.abc import Mapping
+from typing import Any, Optional, Union
 
 import numpy as np
 
 from . import _core
+from ._checks import (
+    Progress,
+    as_matrix,
+    check_k,
+    check_num_threads,
+    check_reg,
+    check_rows,
+    progress_callback,
+    rows_source,
+)
 from ._core import NumericalError
+from .ann import HnswIndex, resolve_index
 
-__all__ = ["knn", "llm_weights", "llm_project", "lp_project", "NumericalError"]
+__all__ = ["NumericalError", "knn", "llm_project", "llm_weights", "lp_project"]
 
-Progress = Union[bool, Callable[[int, int], Any], None]
-
-
-def _matrix(a: Any, name: str) -> np.ndarray:
-    """Return ``a`` as a 2-D C-contiguous float32 array or raise naming ``name``."""
-    if isinstance(a, np.ndarray):
-        arr = a
-    else:
-        try:
-            arr = np.asarray(a)
-        except ValueError as exc:  # ragged nested sequences
-            raise ValueError(f"{name}: expected a 2-D array of equal-length rows ({exc})") from None
-    if arr.dtype == object:
-        raise TypeError(
-            f"{name}: expected a float32/float64 array, got dtype object "
-            "(ragged rows or non-numeric entries?)"
-        )
-    if arr.dtype.kind != "f":
-        raise TypeError(
-            f"{name}: expected a floating-point array (float32 or float64), got dtype {arr.dtype}; "
-            f"convert with {name}.astype(numpy.float32)"
-        )
-    if arr.ndim != 2:
-        raise ValueError(f"{name}: expected a 2-D array (words x dims), got shape {arr.shape}")
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"{name}: must be non-empty, got shape {arr.shape}")
-    return np.ascontiguousarray(arr, dtype=np.float32)
-
-
-def _num_threads(num_threads: Optional[int]) -> Optional[int]:
-    if num_threads is None:
-        return None
-    if isinstance(num_threads, bool) or not isinstance(num_threads, numbers.Integral):
-        raise TypeError(f"num_threads: expected a positive int or None, got {num_threads!r}")
-    if num_threads <= 0:
-        raise ValueError(f"num_threads: must be a positive int or None, got {num_threads}")
-    return int(num_threads)
-
-
-def _k(k: Any, limit: int, what: str) -> int:
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
-        raise TypeError(f"k: expected a positive int, got {k!r}")
-    if not 1 <= k <= limit:
-        raise ValueError(f"k: must be between 1 and {limit} ({what}), got {k}")
-    return int(k)
-
-
-def _reg(reg: Any) -> float:
-    if isinstance(reg, bool) or not isinstance(reg, numbers.Real):
-        raise TypeError(f"reg: expected a non-negative float, got {reg!r}")
-    reg = float(reg)
-    if not np.isfinite(reg) or reg < 0:
-        raise ValueError(f"reg: must be a finite number >= 0, got {reg}")
-    return reg
-
-
-def _progress(progress: Progress, desc: str, total: int) -> tuple[Optional[Callable], Callable]:
-    """Turn ``progress`` (bool or callable) into a callback and a closer."""
-    if progress is None or progress is False:
-        return None, lambda: None
-    if callable(progress):
-        return progress, lambda: None
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, desc=desc, unit="word")
-
-    def update(done: int, _total: int) -> None:
-        bar.update(done - bar.n)
-
-    return update, bar.close
+#: Target rows handled per call of the core (bounds the temporary memory).
+BLOCK_ROWS = 65536
 
 
 def knn(
@@ -105,10 +48,12 @@ def knn(
     k: int,
     *,
     exclude_self: bool = False,
+    method: str = "exact",
+    hnsw: Union[None, Mapping[str, Any], HnswIndex] = None,
     num_threads: Optional[int] = None,
     progress: Progress = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact k nearest neighbours by cosine similarity.
+    """k nearest neighbours by cosine similarity.
 
     Parameters
     ----------
@@ -121,40 +66,57 @@ def knn(
     exclude_self : bool, keyword-only
         ``queries`` and ``base`` are the same vocabulary (same row count);
         row ``i`` never returns ``i``.
+    method : {"exact", "hnsw"}, keyword-only
+        Exact blocked search in Rust, or an approximate HNSW graph (hnswlib).
+    hnsw : dict or HnswIndex, keyword-only
+        For ``method="hnsw"``: index parameters (``M``, ``ef_construction``,
+        ``ef``) or a prebuilt :class:`~taskspec_rs.HnswIndex` over ``base``.
     num_threads : int, optional
         Worker threads; default ``TASKSPEC_NUM_THREADS`` or all cores.
-    progress : bool or callable, optional
+    progress : bool or callable, keyword-only
         ``True`` draws a tqdm bar; a callable receives ``(done_rows, total_rows)``.
 
     Returns
     -------
     similarities : ndarray of float32, shape (n, k)
-        Cosine similarities, best first; ties broken by the lower index.
+        Cosine similarities, best first; ties broken by the lower index (exact).
     indices : ndarray of int64, shape (n, k)
         Row indices into ``base``.
     """
-    q = _matrix(queries, "queries")
-    b = _matrix(base, "base")
+    q = as_matrix(queries, "queries")
+    b = as_matrix(base, "base")
     if q.shape[1] != b.shape[1]:
         raise ValueError(
-            f"base: has dimension {b.shape[1]} but queries have {q.shape[1]}; "
-            "both must live in the same space"
+            f"base: has dimension {b.shape[1]} but queries have {q.shape[1]}; both must live in the same space"
         )
     exclude_self = bool(exclude_self)
     if exclude_self and q.shape[0] != b.shape[0]:
         raise ValueError(
-            "exclude_self: needs queries and base to be the same vocabulary, "
-            f"got {q.shape[0]} and {b.shape[0]} rows"
+            f"exclude_self: needs queries and base to be the same vocabulary, got {q.shape[0]} and {b.shape[0]} rows"
         )
     limit = b.shape[0] - 1 if exclude_self else b.shape[0]
-    k = _k(k, limit, f"base has {b.shape[0]} rows" + (", one fewer with exclude_self" if exclude_self else ""))
-    cb, close = _progress(progress, "knn", q.shape[0])
+    k = check_k(
+        k, limit, f"base has {b.shape[0]} rows" + (", one fewer with exclude_self" if exclude_self else "")
+    )
+    threads = check_num_threads(num_threads)
+    _check_method(method, hnsw)
+    if method == "hnsw":
+        index, ef = resolve_index(hnsw, b, num_threads=threads, progress=progress)
+        return index.search(q, k, ef=ef, exclude_self=exclude_self, num_threads=threads)
+    cb, close = progress_callback(progress, "knn", q.shape[0])
     try:
-        return _core.knn(
-            q, b, k, exclude_self=exclude_self, num_threads=_num_threads(num_threads), progress=cb
-        )
+        return _core.knn(q, b, k, exclude_self=exclude_self, num_threads=threads, progress=cb)
     finally:
         close()
+
+
+def _check_method(method: str, hnsw: Any) -> None:
+    if method not in ("exact", "hnsw"):
+        raise ValueError(f"method/knn: must be 'exact' or 'hnsw', got {method!r}")
+    if method == "exact" and hnsw is not None:
+        raise ValueError(
+            "hnsw: index parameters were given but the search is exact; pass knn='hnsw' (method='hnsw')"
+        )
 
 
 def _neighbors(neighbors: Any, n_rows: int, n_source: int) -> np.ndarray:
@@ -202,12 +164,12 @@ def llm_weights(
     -------
     ndarray of float32, shape (n, k)
     """
-    y = _matrix(y_gen, "y_gen")
-    x = _matrix(x_gen, "x_gen")
+    y = as_matrix(y_gen, "y_gen")
+    x = as_matrix(x_gen, "x_gen")
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x_gen: has dimension {x.shape[1]} but y_gen has {y.shape[1]}")
     nb = _neighbors(neighbors, y.shape[0], x.shape[0])
-    return _core.llm_weights(y, x, nb, reg=_reg(reg), num_threads=_num_threads(num_threads))
+    return _core.llm_weights(y, x, nb, reg=check_reg(reg), num_threads=check_num_threads(num_threads))
 
 
 def _check_projection(x: np.ndarray, y: np.ndarray, xs: np.ndarray) -> None:
@@ -231,9 +193,12 @@ def llm_project(
     *,
     reg: float = 1e-3,
     exclude_self: bool = False,
+    knn: str = "exact",
+    hnsw: Union[None, Mapping[str, Any], HnswIndex] = None,
     num_threads: Optional[int] = None,
     return_neighbors: bool = False,
     progress: Progress = False,
+    out: Optional[np.ndarray] = None,
 ):
     """Locally linear mapping (LLM) of task-specific embeddings.
 
@@ -246,7 +211,8 @@ def llm_project(
     x_gen : array-like, shape (m, d)
         General embeddings of the source vocabulary.
     y_gen : array-like, shape (n, d)
-        General embeddings of the target vocabulary (same space).
+        General embeddings of the target vocabulary (same space). May be a
+        memory-mapped array: it is read in blocks of target rows.
     x_spec : array-like, shape (m, e)
         Task-specific source embeddings; row ``i`` is the word of ``x_gen[i]``.
     k : int
@@ -256,46 +222,90 @@ def llm_project(
     exclude_self : bool, keyword-only
         Project the source vocabulary onto itself (``y_gen`` is ``x_gen``):
         word ``i`` never uses itself as a neighbour. Used to tune ``k``.
+    knn : {"exact", "hnsw"}, keyword-only
+        Neighbour search: exact (Rust, blocked GEMM) or approximate (HNSW).
+    hnsw : dict or HnswIndex, keyword-only
+        HNSW parameters (``M``, ``ef_construction``, ``ef``) or a prebuilt
+        :class:`~taskspec_rs.HnswIndex` over ``x_gen`` (reuse it across ``k``).
     num_threads : int, optional
     return_neighbors : bool, keyword-only
         Also return the neighbour indices and weights.
     progress : bool or callable, keyword-only
+    out : ndarray of float32, shape (n, e), optional
+        Preallocated (e.g. ``numpy.memmap``) output written block by block,
+        so that huge target vocabularies run in bounded memory.
 
     Returns
     -------
     y_spec : ndarray of float32, shape (n, e)
         Or ``(y_spec, neighbors int64 (n, k), weights float32 (n, k))``.
     """
-    x = _matrix(x_gen, "x_gen")
-    y = _matrix(y_gen, "y_gen")
-    xs = _matrix(x_spec, "x_spec")
-    _check_projection(x, y, xs)
+    x = as_matrix(x_gen, "x_gen")
+    xs = as_matrix(x_spec, "x_spec")
+    y_src = rows_source(y_gen, "y_gen")
+    n = y_src.shape[0]
+    _check_projection(x, y_src, xs)
     exclude_self = bool(exclude_self)
-    if exclude_self and y.shape[0] != x.shape[0]:
+    if exclude_self and n != x.shape[0]:
         raise ValueError(
             "exclude_self: needs y_gen to be the source vocabulary itself (same rows as x_gen), "
-            f"got {y.shape[0]} and {x.shape[0]} rows"
+            f"got {n} and {x.shape[0]} rows"
         )
     m = x.shape[0]
     limit = m - 1 if exclude_self else m
-    k = _k(k, limit, f"x_gen has {m} rows" + (", one fewer with exclude_self" if exclude_self else ""))
-    cb, close = _progress(progress, "llm_project", y.shape[0])
+    k = check_k(k, limit, f"x_gen has {m} rows" + (", one fewer with exclude_self" if exclude_self else ""))
+    reg = check_reg(reg)
+    threads = check_num_threads(num_threads)
+    _check_method(knn, hnsw)
+    e = xs.shape[1]
+    if out is None:
+        out = np.empty((n, e), dtype=np.float32)
+    elif not (
+        isinstance(out, np.ndarray)
+        and out.dtype == np.float32
+        and out.shape == (n, e)
+        and out.flags.writeable
+    ):
+        raise ValueError(f"out: expected a writeable float32 array of shape ({n}, {e})")
+    nbrs = np.empty((n, k), dtype=np.int64) if return_neighbors else None
+    weights = np.empty((n, k), dtype=np.float32) if return_neighbors else None
+    index = ef = None
+    if knn == "hnsw":
+        check_rows(x, "x_gen")
+        index, ef = resolve_index(hnsw, x, num_threads=threads, progress=progress)
+    cb, close = progress_callback(progress, "llm_project", n)
     try:
-        y_spec, nbrs, weights = _core.llm_project(
-            x,
-            y,
-            xs,
-            k,
-            reg=_reg(reg),
-            exclude_self=exclude_self,
-            num_threads=_num_threads(num_threads),
-            progress=cb,
-        )
+        for s in range(0, n, BLOCK_ROWS):
+            yb = as_matrix(y_src[s : s + BLOCK_ROWS], "y_gen")
+            block_cb = None if cb is None else (lambda done, _t, s=s: cb(s + done, n))
+            if index is None:
+                yb_spec, nb, wb = _core.llm_project(
+                    x,
+                    yb,
+                    xs,
+                    k,
+                    reg=reg,
+                    exclude_self=exclude_self,
+                    row_offset=s,
+                    num_threads=threads,
+                    progress=block_cb,
+                )
+            else:
+                nb = index.search(yb, k, ef=ef, exclude_self=exclude_self, row_offset=s, num_threads=threads)[
+                    1
+                ]
+                yb_spec, wb = _core.llm_project_neighbors(
+                    x, yb, xs, nb, reg=reg, num_threads=threads, progress=block_cb
+                )
+            out[s : s + len(yb)] = yb_spec
+            if return_neighbors:
+                nbrs[s : s + len(yb)] = nb
+                weights[s : s + len(yb)] = wb
     finally:
         close()
     if return_neighbors:
-        return y_spec, nbrs, weights
-    return y_spec
+        return out, nbrs, weights
+    return out
 
 
 def lp_project(x_gen: Any, x_spec: Any, y_gen: Any, *, block_rows: int = 65536) -> np.ndarray:
@@ -315,9 +325,9 @@ def lp_project(x_gen: Any, x_spec: Any, y_gen: Any, *, block_rows: int = 65536) 
     -------
     y_spec : ndarray of float32, shape (n, e)
     """
-    x = _matrix(x_gen, "x_gen")
-    xs = _matrix(x_spec, "x_spec")
-    y = _matrix(y_gen, "y_gen")
+    x = as_matrix(x_gen, "x_gen")
+    xs = as_matrix(x_spec, "x_spec")
+    y = as_matrix(y_gen, "y_gen")
     _check_projection(x, y, xs)
     d, e = x.shape[1], xs.shape[1]
     gram = np.zeros((d, d))

@@ -205,7 +205,7 @@ type Projection<'py> = (
 
 /// Full locally linear mapping: exact kNN, Gram solves and combination.
 #[pyfunction]
-#[pyo3(signature = (x_gen, y_gen, x_spec, k, *, reg=1e-3, exclude_self=false, num_threads=None, progress=None))]
+#[pyo3(signature = (x_gen, y_gen, x_spec, k, *, reg=1e-3, exclude_self=false, row_offset=0, num_threads=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn llm_project<'py>(
     py: Python<'py>,
@@ -215,6 +215,7 @@ fn llm_project<'py>(
     k: usize,
     reg: f64,
     exclude_self: bool,
+    row_offset: usize,
     num_threads: Option<usize>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Projection<'py>> {
@@ -236,9 +237,10 @@ fn llm_project<'py>(
             }
         )));
     }
-    if exclude_self && x.rows() != n {
+    if exclude_self && x.rows() < row_offset + n {
         return Err(PyValueError::new_err(format!(
-            "exclude_self: needs y_gen to be the source vocabulary itself (same rows as x_gen), got {n} and {} rows",
+            "exclude_self: y_gen rows {row_offset}..{} must be rows of the source vocabulary itself (x_gen has {} rows)",
+            row_offset + n,
             x.rows()
         )));
     }
@@ -264,8 +266,8 @@ fn llm_project<'py>(
         );
         let ob = &mut out[start * e..end * e];
         py.detach(|| {
-            knn_block(&pool, yb, &y_inv[start..end], start, x, &x_inv, k, exclude_self, sb, nb)?;
-            llm_weights_block(&pool, yb, x, nb, k, reg, start, wb)?;
+            knn_block(&pool, yb, &y_inv[start..end], row_offset + start, x, &x_inv, k, exclude_self, sb, nb)?;
+            llm_weights_block(&pool, yb, x, nb, k, reg, row_offset + start, wb)?;
             combine_block(&pool, xs, nb, wb, k, ob)
         })
         .map_err(to_py)?;

@@ -1,0 +1,111 @@
+"""Input normalisation and validation shared by the public wrappers.
+
+Each check raises :class:`TypeError` / :class:`ValueError` naming the argument
+and what was expected, before any heavy work starts.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Callable, Optional, Union
+
+import numpy as np
+
+Progress = Union[bool, Callable[[int, int], Any], None]
+
+_ROW_BLOCK = 65536
+
+
+def as_matrix(a: Any, name: str) -> np.ndarray:
+    """Return ``a`` as a 2-D C-contiguous float32 array (no copy when it already is one)."""
+    if isinstance(a, np.ndarray):
+        arr = a
+    else:
+        try:
+            arr = np.asarray(a)
+        except ValueError as exc:  # ragged nested sequences
+            raise ValueError(f"{name}: expected a 2-D array of equal-length rows ({exc})") from None
+    if arr.dtype == object:
+        raise TypeError(
+            f"{name}: expected a float32/float64 array, got dtype object (ragged rows or non-numeric entries?)"
+        )
+    if arr.dtype.kind != "f":
+        raise TypeError(
+            f"{name}: expected a floating-point array (float32 or float64), got dtype {arr.dtype}; "
+            f"convert with {name}.astype(numpy.float32)"
+        )
+    if arr.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D array (words x dims), got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name}: must be non-empty, got shape {arr.shape}")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def rows_source(a: Any, name: str) -> np.ndarray:
+    """A 2-D float array to be read block by block (e.g. a ``numpy.memmap``).
+
+    Valid float ndarrays are returned as they are (each block is converted
+    with :func:`as_matrix` when used); anything else is converted now.
+    """
+    if isinstance(a, np.ndarray) and a.ndim == 2 and a.dtype.kind == "f" and a.size:
+        return a
+    return as_matrix(a, name)
+
+
+def check_rows(a: np.ndarray, name: str) -> None:
+    """Reject NaN/inf and zero-norm rows (cosine is undefined for them), block by block."""
+    for s in range(0, a.shape[0], _ROW_BLOCK):
+        blk = a[s : s + _ROW_BLOCK]
+        sq = np.einsum("ij,ij->i", blk, blk, dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(sq))
+        if bad.size:
+            raise ValueError(f"{name}: row {s + bad[0]} contains NaN or inf; clean the input or drop the row")
+        zero = np.flatnonzero(sq == 0)
+        if zero.size:
+            raise ValueError(
+                f"{name}: row {s + zero[0]} has zero norm, so its cosine similarity is undefined; "
+                "drop zero vectors before calling"
+            )
+
+
+def check_num_threads(num_threads: Optional[int]) -> Optional[int]:
+    if num_threads is None:
+        return None
+    if isinstance(num_threads, bool) or not isinstance(num_threads, numbers.Integral):
+        raise TypeError(f"num_threads: expected a positive int or None, got {num_threads!r}")
+    if num_threads <= 0:
+        raise ValueError(f"num_threads: must be a positive int or None, got {num_threads}")
+    return int(num_threads)
+
+
+def check_k(k: Any, limit: int, what: str) -> int:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        raise TypeError(f"k: expected a positive int, got {k!r}")
+    if not 1 <= k <= limit:
+        raise ValueError(f"k: must be between 1 and {limit} ({what}), got {k}")
+    return int(k)
+
+
+def check_reg(reg: Any) -> float:
+    if isinstance(reg, bool) or not isinstance(reg, numbers.Real):
+        raise TypeError(f"reg: expected a non-negative float, got {reg!r}")
+    reg = float(reg)
+    if not np.isfinite(reg) or reg < 0:
+        raise ValueError(f"reg: must be a finite number >= 0, got {reg}")
+    return reg
+
+
+def progress_callback(progress: Progress, desc: str, total: int) -> tuple[Optional[Callable], Callable]:
+    """Turn ``progress`` (bool or callable) into ``(callback or None, close)``."""
+    if progress is None or progress is False:
+        return None, lambda: None
+    if callable(progress):
+        return progress, lambda: None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="word")
+
+    def update(done: int, _total: int) -> None:
+        bar.update(done - bar.n)
+
+    return update, bar.close
