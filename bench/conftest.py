@@ -37,9 +37,8 @@ def clustered(n: int, d: int = DIM, *, centres: int = 500, seed: int = 0) -> np.
 
 @pytest.fixture(scope="session", autouse=True)
 def _limit_threads():
-    from threadpoolctl import threadpool_limits
-
     import taskspec_rs
+    from threadpoolctl import threadpool_limits
 
     assert taskspec_rs.build_profile() == "release", "benchmarks need a release build (pip install .)"
     with threadpool_limits(THREADS):

@@ -42,12 +42,17 @@ def main() -> None:
             print(f"| {r['impl']} | {r['seconds']:.2f} | {r['seconds'] / ours:.1f}x |")
         print()
     for r in latest(load(results, "memory"), "n_source"):
-        print(f"Memory: llm_project {r['n_target']} x {r['n_source']}: peak extra {r['extra_mib']:.0f} MiB "
-              f"(of which output {r['output_mib']:.0f} MiB), {r['seconds']:.1f} s\n")
+        print(
+            f"Memory: llm_project {r['n_target']} x {r['n_source']}: peak extra {r['extra_mib']:.0f} MiB "
+            f"(of which output {r['output_mib']:.0f} MiB), {r['seconds']:.1f} s\n"
+        )
     for r in latest(load(results, "hnsw"), "n_source", "n_target"):
-        print(f"HNSW: {r['n_source']} sources x {r['n_target']} targets: llm_project via HNSW {r['hnsw_seconds']:.1f} s "
-              f"(index build {r['hnsw_build_seconds']:.1f} s) vs exact kNN alone {r['exact_knn_seconds']:.1f} s"
-              f"{' (extrapolated from 50k targets)' if r['exact_extrapolated'] else ''}; recall@10 {r['recall_at_10']:.3f}\n")
+        extra = " (extrapolated from 50k targets)" if r["exact_extrapolated"] else ""
+        print(
+            f"HNSW: {r['n_source']} sources x {r['n_target']} targets: llm_project via HNSW "
+            f"{r['hnsw_seconds']:.1f} s (index build {r['hnsw_build_seconds']:.1f} s) vs exact kNN alone "
+            f"{r['exact_knn_seconds']:.1f} s{extra}; recall@10 {r['recall_at_10']:.3f}\n"
+        )
     scaling = latest(load(results, "scaling"), "impl", "n_source")
     if scaling:
         import matplotlib
@@ -59,8 +64,10 @@ def main() -> None:
         impls = sorted({r["impl"] for r in scaling})
         print("| sources | " + " | ".join(impls) + " |\n|---" * (len(impls) + 1) + "|")
         for m in sizes:
-            cells = [next((f"{r['seconds']:.2f}" for r in scaling if r["impl"] == i and r["n_source"] == m), "—")
-                     for i in impls]
+            cells = [
+                next((f"{r['seconds']:.2f}" for r in scaling if r["impl"] == i and r["n_source"] == m), "—")
+                for i in impls
+            ]
             print(f"| {m:,} | " + " | ".join(cells) + " |")
         fig, ax = plt.subplots(figsize=(6.5, 4.2))
         for i in impls:

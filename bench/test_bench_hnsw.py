@@ -11,9 +11,8 @@ import time
 
 import numpy as np
 import pytest
-from conftest import DIM, K, LARGE, THREADS, clustered, record
-
 import taskspec_rs as ts
+from conftest import DIM, LARGE, THREADS, K, clustered, record
 
 N_SOURCE, N_TARGET = (300_000, 1_000_000) if LARGE else (100_000, 100_000)
 EXACT_SAMPLE = 50_000
@@ -39,16 +38,23 @@ def test_hnsw_vs_exact(benchmark, data):
         t = time.perf_counter()
         index = ts.HnswIndex(x, num_threads=THREADS)
         build = time.perf_counter() - t
-        out, nb, _ = ts.llm_project(x, y, xs, K, knn="hnsw", hnsw=index, num_threads=THREADS,
-                                    return_neighbors=True)
+        out, nb, _ = ts.llm_project(x, y, xs, K, knn="hnsw", hnsw=index, num_threads=THREADS, return_neighbors=True)
         return build, nb
 
     build, nb = benchmark.pedantic(run, rounds=1, iterations=1)
     total = benchmark.stats.stats.min
     recall = float(np.mean([len(set(a) & set(b)) / K for a, b in zip(nb[:m], exact_nb)]))
-    row = {"n_source": N_SOURCE, "n_target": N_TARGET, "d": DIM, "k": K, "hnsw_seconds": total,
-           "hnsw_build_seconds": build, "exact_knn_seconds": exact_s,
-           "exact_extrapolated": m < N_TARGET, "recall_at_10": recall}
+    row = {
+        "n_source": N_SOURCE,
+        "n_target": N_TARGET,
+        "d": DIM,
+        "k": K,
+        "hnsw_seconds": total,
+        "hnsw_build_seconds": build,
+        "exact_knn_seconds": exact_s,
+        "exact_extrapolated": m < N_TARGET,
+        "recall_at_10": recall,
+    }
     record("hnsw", row)
     benchmark.extra_info.update(row)
     print(f"\nHNSW {total:.1f}s (build {build:.1f}s) vs exact kNN {exact_s:.1f}s; recall@10 {recall:.3f}")

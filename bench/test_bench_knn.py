@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import DIM, K, LARGE, THREADS, clustered, record
-
 import taskspec_rs as ts
+from conftest import DIM, LARGE, THREADS, K, clustered, record
 
 N = 40_000  # the figure: 40k x 40k, d=300, k=10
 ROUNDS = 3 if LARGE else 1
@@ -20,8 +19,19 @@ def data():
 def _run(benchmark, name, fn):
     result = benchmark.pedantic(fn, rounds=ROUNDS, iterations=1, warmup_rounds=0)
     t = benchmark.stats.stats.min
-    record("knn", {"impl": name, "n": N, "m": N, "d": DIM, "k": K, "threads": THREADS, "seconds": t,
-                   "gflops": 2 * N * N * DIM / t / 1e9})
+    record(
+        "knn",
+        {
+            "impl": name,
+            "n": N,
+            "m": N,
+            "d": DIM,
+            "k": K,
+            "threads": THREADS,
+            "seconds": t,
+            "gflops": 2 * N * N * DIM / t / 1e9,
+        },
+    )
     return result
 
 

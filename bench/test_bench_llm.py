@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import DIM, K, THREADS, clustered, record
-
 import taskspec_rs as ts
+from conftest import DIM, THREADS, K, clustered, record
 
 N_TARGET, N_SOURCE = 10_000, 100_000
 
@@ -22,8 +21,18 @@ def data():
 
 def _run(benchmark, name, fn, ref):
     out = benchmark.pedantic(fn, rounds=1, iterations=1, warmup_rounds=0)
-    record("llm", {"impl": name, "n_target": N_TARGET, "n_source": N_SOURCE, "d": DIM, "k": K,
-                   "threads": THREADS, "seconds": benchmark.stats.stats.min})
+    record(
+        "llm",
+        {
+            "impl": name,
+            "n_target": N_TARGET,
+            "n_source": N_SOURCE,
+            "d": DIM,
+            "k": K,
+            "threads": THREADS,
+            "seconds": benchmark.stats.stats.min,
+        },
+    )
     # Same projection up to neighbour ties and float32 rounding.
     assert np.isclose(out, ref, atol=1e-3).all(axis=1).mean() > 0.99
 
@@ -57,4 +66,6 @@ def test_llm_sklearn(benchmark, data):
     from peers import sklearn_llm
 
     x, y, xs, ref = data
-    _run(benchmark, "scikit-learn NearestNeighbors + barycenter_weights", lambda: sklearn_llm(x, y, xs, K, THREADS), ref)
+    _run(
+        benchmark, "scikit-learn NearestNeighbors + barycenter_weights", lambda: sklearn_llm(x, y, xs, K, THREADS), ref
+    )

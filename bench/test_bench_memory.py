@@ -31,10 +31,16 @@ SCRIPT = textwrap.dedent(
 def test_llm_memory_bounded(tmp_path):
     from pathlib import Path
 
-    res = subprocess.run([sys.executable, "-c", SCRIPT, str(Path(__file__).parent), str(THREADS)],
-                         capture_output=True, text=True, check=True)
+    res = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(Path(__file__).parent), str(THREADS)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     extra_mib, seconds, out_mib = map(float, res.stdout.split())
-    record("memory", {"n_target": 30_000, "n_source": 300_000, "extra_mib": extra_mib,
-                      "output_mib": out_mib, "seconds": seconds})
+    record(
+        "memory",
+        {"n_target": 30_000, "n_source": 300_000, "extra_mib": extra_mib, "output_mib": out_mib, "seconds": seconds},
+    )
     print(f"\nllm_project 30k x 300k: peak extra {extra_mib:.0f} MiB (output {out_mib:.0f} MiB), {seconds:.1f}s")
     assert extra_mib <= 512

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import DIM, K, LARGE, THREADS, clustered, record
-
 import taskspec_rs as ts
+from conftest import DIM, LARGE, THREADS, K, clustered, record
 
 N_TARGET = 10_000
 SOURCES = [10_000, 30_000, 100_000, 300_000, 1_000_000] if LARGE else [10_000, 30_000, 100_000]
@@ -19,8 +18,11 @@ def data(m: int):
     if m not in _cache:
         _cache.clear()
         x = clustered(m, centres=1000, seed=21)
-        _cache[m] = (x, clustered(N_TARGET, centres=1000, seed=22),
-                     np.random.default_rng(23).standard_normal((m, DIM), dtype=np.float32))
+        _cache[m] = (
+            x,
+            clustered(N_TARGET, centres=1000, seed=22),
+            np.random.default_rng(23).standard_normal((m, DIM), dtype=np.float32),
+        )
     return _cache[m]
 
 
@@ -41,8 +43,7 @@ def impls():
 
         return paper_llm(x, y, xs, K)
 
-    return {"taskspec-rs exact": exact, "taskspec-rs hnsw": hnsw, "faiss + numpy": faiss_numpy,
-            "paper (numpy)": paper}
+    return {"taskspec-rs exact": exact, "taskspec-rs hnsw": hnsw, "faiss + numpy": faiss_numpy, "paper (numpy)": paper}
 
 
 @pytest.mark.parametrize("impl", list(impls()))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 import taskspec_rs as ts
 from taskspec_rs.ann import HnswIndex
 

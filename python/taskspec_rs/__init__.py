@@ -7,7 +7,7 @@ classify text in languages without labelled data.
 
 from ._core import __version__, build_profile, default_num_threads
 from .ann import HnswIndex
-from .project import NumericalError, knn, llm_project, llm_weights, lp_project
+from .project import NumericalError, hub_scores, hubness, knn, llm_project, llm_weights, lp_project
 
 __all__ = [
     "NumericalError",
@@ -15,6 +15,8 @@ __all__ = [
     "__version__",
     "build_profile",
     "default_num_threads",
+    "hub_scores",
+    "hubness",
     "knn",
     "llm_project",
     "llm_weights",

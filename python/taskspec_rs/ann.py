@@ -69,9 +69,7 @@ class HnswIndex:
         self.M, self.ef_construction, self.ef = int(M), int(ef_construction), int(ef)
         self._threads = check_num_threads(num_threads) or _default_threads()
         self._index = hnswlib.Index(space="cosine", dim=self.dim)
-        self._index.init_index(
-            max_elements=self.size, ef_construction=self.ef_construction, M=self.M, random_seed=seed
-        )
+        self._index.init_index(max_elements=self.size, ef_construction=self.ef_construction, M=self.M, random_seed=seed)
         cb, close = progress_callback(progress, "hnsw build", self.size)
         try:
             step = 50_000

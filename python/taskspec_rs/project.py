@@ -95,9 +95,7 @@ def knn(
             f"exclude_self: needs queries and base to be the same vocabulary, got {q.shape[0]} and {b.shape[0]} rows"
         )
     limit = b.shape[0] - 1 if exclude_self else b.shape[0]
-    k = check_k(
-        k, limit, f"base has {b.shape[0]} rows" + (", one fewer with exclude_self" if exclude_self else "")
-    )
+    k = check_k(k, limit, f"base has {b.shape[0]} rows" + (", one fewer with exclude_self" if exclude_self else ""))
     threads = check_num_threads(num_threads)
     _check_method(method, hnsw)
     if method == "hnsw":
@@ -114,9 +112,7 @@ def _check_method(method: str, hnsw: Any) -> None:
     if method not in ("exact", "hnsw"):
         raise ValueError(f"method/knn: must be 'exact' or 'hnsw', got {method!r}")
     if method == "exact" and hnsw is not None:
-        raise ValueError(
-            "hnsw: index parameters were given but the search is exact; pass knn='hnsw' (method='hnsw')"
-        )
+        raise ValueError("hnsw: index parameters were given but the search is exact; pass knn='hnsw' (method='hnsw')")
 
 
 def _neighbors(neighbors: Any, n_rows: int, n_source: int) -> np.ndarray:
@@ -127,8 +123,7 @@ def _neighbors(neighbors: Any, n_rows: int, n_source: int) -> np.ndarray:
         raise ValueError(f"neighbors: expected shape ({n_rows}, k) with k >= 1, got {arr.shape}")
     if arr.size and (arr.min() < 0 or arr.max() >= n_source):
         raise ValueError(
-            f"neighbors: indices must lie in 0..{n_source - 1} (rows of x_gen), "
-            f"got values in {arr.min()}..{arr.max()}"
+            f"neighbors: indices must lie in 0..{n_source - 1} (rows of x_gen), got values in {arr.min()}..{arr.max()}"
         )
     return np.ascontiguousarray(arr, dtype=np.int64)
 
@@ -180,8 +175,7 @@ def _check_projection(x: np.ndarray, y: np.ndarray, xs: np.ndarray) -> None:
         )
     if xs.shape[0] != x.shape[0]:
         raise ValueError(
-            f"x_spec: has {xs.shape[0]} rows but x_gen has {x.shape[0]}; "
-            "row i of both must be the same source word"
+            f"x_spec: has {xs.shape[0]} rows but x_gen has {x.shape[0]}; row i of both must be the same source word"
         )
 
 
@@ -195,6 +189,9 @@ def llm_project(
     exclude_self: bool = False,
     knn: str = "exact",
     hnsw: Union[None, Mapping[str, Any], HnswIndex] = None,
+    metric: str = "cosine",
+    csls_k: int = 10,
+    margin: Optional[float] = None,
     num_threads: Optional[int] = None,
     return_neighbors: bool = False,
     progress: Progress = False,
@@ -227,6 +224,18 @@ def llm_project(
     hnsw : dict or HnswIndex, keyword-only
         HNSW parameters (``M``, ``ef_construction``, ``ef``) or a prebuilt
         :class:`~taskspec_rs.HnswIndex` over ``x_gen`` (reuse it across ``k``).
+    metric : {"cosine", "csls"}, keyword-only
+        Neighbour ranking. ``"csls"`` (cross-domain similarity local scaling)
+        ranks source word ``x`` for target ``y`` by ``2 cos(y, x) - r(x)``,
+        where ``r(x)`` is the mean cosine of ``x`` to its ``csls_k`` nearest
+        target words: it penalises hubs, source words near everything.
+        Exact search only.
+    csls_k : int, keyword-only
+        Neighbourhood size of the CSLS penalty.
+    margin : float, optional, keyword-only
+        Adaptive k: target word ``i`` keeps only the neighbours whose score is
+        within ``margin`` of its best one (at least 1, at most ``k``). Unused
+        slots get neighbour ``-1`` and weight 0 in the returned arrays.
     num_threads : int, optional
     return_neighbors : bool, keyword-only
         Also return the neighbour indices and weights.
@@ -260,25 +269,29 @@ def llm_project(
     e = xs.shape[1]
     if out is None:
         out = np.empty((n, e), dtype=np.float32)
-    elif not (
-        isinstance(out, np.ndarray)
-        and out.dtype == np.float32
-        and out.shape == (n, e)
-        and out.flags.writeable
-    ):
+    elif not (isinstance(out, np.ndarray) and out.dtype == np.float32 and out.shape == (n, e) and out.flags.writeable):
         raise ValueError(f"out: expected a writeable float32 array of shape ({n}, {e})")
     nbrs = np.empty((n, k), dtype=np.int64) if return_neighbors else None
     weights = np.empty((n, k), dtype=np.float32) if return_neighbors else None
+    if metric not in ("cosine", "csls"):
+        raise ValueError(f"metric: must be 'cosine' or 'csls', got {metric!r}")
+    if margin is not None and (isinstance(margin, bool) or not np.isfinite(margin) or margin < 0):
+        raise ValueError(f"margin: must be None or a finite number >= 0, got {margin!r}")
     index = ef = None
+    bias = None
     if knn == "hnsw":
+        if metric == "csls":
+            raise ValueError("metric: 'csls' needs exact search; use knn='exact'")
         check_rows(x, "x_gen")
         index, ef = resolve_index(hnsw, x, num_threads=threads, progress=progress)
+    if metric == "csls":
+        bias = -0.5 * hub_scores(x, as_matrix(y_src, "y_gen"), csls_k, exclude_self=exclude_self, num_threads=threads)
     cb, close = progress_callback(progress, "llm_project", n)
     try:
         for s in range(0, n, BLOCK_ROWS):
             yb = as_matrix(y_src[s : s + BLOCK_ROWS], "y_gen")
             block_cb = None if cb is None else (lambda done, _t, s=s: cb(s + done, n))
-            if index is None:
+            if index is None and margin is None:
                 yb_spec, nb, wb = _core.llm_project(
                     x,
                     yb,
@@ -287,16 +300,22 @@ def llm_project(
                     reg=reg,
                     exclude_self=exclude_self,
                     row_offset=s,
+                    base_bias=bias,
                     num_threads=threads,
                     progress=block_cb,
                 )
             else:
-                nb = index.search(yb, k, ef=ef, exclude_self=exclude_self, row_offset=s, num_threads=threads)[
-                    1
-                ]
-                yb_spec, wb = _core.llm_project_neighbors(
-                    x, yb, xs, nb, reg=reg, num_threads=threads, progress=block_cb
-                )
+                if index is None:
+                    sb, nb = (
+                        _core.knn(yb, x, k, exclude_self=False, base_bias=bias, num_threads=threads)
+                        if not exclude_self
+                        else _self_knn(yb, x, k, s, bias, threads)
+                    )
+                else:
+                    sb, nb = index.search(yb, k, ef=ef, exclude_self=exclude_self, row_offset=s, num_threads=threads)
+                yb_spec, nb, wb = _project_neighbors(x, yb, xs, nb, sb, margin, reg, threads)
+                if block_cb:
+                    block_cb(len(yb), len(yb))
             out[s : s + len(yb)] = yb_spec
             if return_neighbors:
                 nbrs[s : s + len(yb)] = nb
@@ -306,6 +325,78 @@ def llm_project(
     if return_neighbors:
         return out, nbrs, weights
     return out
+
+
+def _self_knn(yb, x, k, offset, bias, threads):
+    """kNN of source rows ``offset..`` among all source rows, never returning the row itself."""
+    sb, nb = _core.knn(yb, x, k + 1, base_bias=bias, num_threads=threads)
+    own = np.arange(offset, offset + len(yb))[:, None]
+    keep = nb != own
+    keep[keep.all(axis=1), -1] = False
+    return sb[keep].reshape(len(yb), k), nb[keep].reshape(len(yb), k)
+
+
+def _project_neighbors(x, yb, xs, nb, sb, margin, reg, threads):
+    """LLM from given neighbours; with ``margin``, each row keeps its neighbours within it of the best."""
+    if margin is None:
+        yb_spec, wb = _core.llm_project_neighbors(x, yb, xs, np.ascontiguousarray(nb), reg=reg, num_threads=threads)
+        return yb_spec, nb, wb
+    k = nb.shape[1]
+    counts = np.maximum((sb >= sb[:, :1] - margin).sum(axis=1), 1)
+    yb_spec = np.empty((len(yb), xs.shape[1]), np.float32)
+    wb = np.zeros((len(yb), k), np.float32)
+    nb = nb.copy()
+    for c in np.unique(counts):
+        rows = np.flatnonzero(counts == c)
+        spec, w = _core.llm_project_neighbors(
+            x,
+            np.ascontiguousarray(yb[rows]),
+            xs,
+            np.ascontiguousarray(nb[rows, :c]),
+            reg=reg,
+            num_threads=threads,
+        )
+        yb_spec[rows] = spec
+        wb[rows, :c] = w
+        nb[rows, c:] = -1
+    return yb_spec, nb, wb
+
+
+def hub_scores(
+    x_gen: Any, y_gen: Any, csls_k: int = 10, *, exclude_self: bool = False, num_threads: Optional[int] = None
+) -> np.ndarray:
+    """Mean cosine of each source word to its ``csls_k`` nearest target words (CSLS's ``r_T``).
+
+    With ``exclude_self`` (``y_gen`` is ``x_gen``) a word is not its own neighbour.
+    Computed with the Rust exact kNN. Returns float32 of shape ``(m,)``.
+    """
+    x = as_matrix(x_gen, "x_gen")
+    y = as_matrix(y_gen, "y_gen")
+    limit = y.shape[0] - 1 if exclude_self else y.shape[0]
+    csls_k = check_k(csls_k, limit, f"csls_k: y_gen has {y.shape[0]} rows")
+    sims, _ = _core.knn(x, y, csls_k, exclude_self=exclude_self, num_threads=check_num_threads(num_threads))
+    return np.ascontiguousarray(sims.mean(axis=1), dtype=np.float32)
+
+
+def hubness(neighbors: np.ndarray, n_source: int, *, top: int = 10) -> dict:
+    """How concentrated neighbour use is on a few source words (hubs).
+
+    Returns the share of all neighbour slots taken by the ``top`` most used
+    source words, the largest in-degree, the fraction of source words never
+    used, and the skewness of the k-occurrence distribution.
+    """
+    nb = np.asarray(neighbors)
+    nb = nb[nb >= 0]
+    counts = np.bincount(nb, minlength=n_source).astype(np.float64)
+    share = float(np.sort(counts)[::-1][:top].sum() / max(counts.sum(), 1))
+    sd = counts.std()
+    skew = float(((counts - counts.mean()) ** 3).mean() / sd**3) if sd > 0 else 0.0
+    return {
+        "top_share": share,
+        "max_in_degree": int(counts.max(initial=0)),
+        "unused_fraction": float((counts == 0).mean()),
+        "k_occurrence_skew": skew,
+    }
 
 
 def lp_project(x_gen: Any, x_spec: Any, y_gen: Any, *, block_rows: int = 65536) -> np.ndarray:

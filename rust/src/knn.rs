@@ -93,6 +93,8 @@ fn push_topk(sims: &mut [f32], idx: &mut [i64], s: f32, j: i64) {
 /// * `q_inv`, `b_inv`: inverse row norms from [`inverse_norms`].
 /// * `q_offset`: global index of the first query row; with `exclude_self`
 ///   query row `q_offset + i` never returns base row `q_offset + i`.
+/// * `bias`: optional per-base-row score added to the cosine similarity
+///   (e.g. `-r(x)/2` turns the ranking into CSLS); `None` for plain cosine.
 /// * `sims`, `idx`: `queries.rows() * k` outputs, best first, ties by lower index.
 #[allow(clippy::too_many_arguments)]
 pub fn knn_block(
@@ -102,6 +104,7 @@ pub fn knn_block(
     q_offset: usize,
     base: MatRef<'_>,
     b_inv: &[f32],
+    bias: Option<&[f32]>,
     k: usize,
     exclude_self: bool,
     sims: &mut [f32],
@@ -135,6 +138,17 @@ pub fn knn_block(
             "knn_block",
             "buffer lengths disagree with the matrix shapes",
         ));
+    }
+    if let Some(b) = bias {
+        if b.len() != m {
+            return Err(Error::invalid(
+                "bias",
+                format!("has {} entries but base has {m} rows", b.len()),
+            ));
+        }
+        if let Some(j) = b.iter().position(|v| !v.is_finite()) {
+            return Err(Error::invalid("bias", format!("entry {j} is not finite")));
+        }
     }
     if n == 0 {
         return Ok(());
@@ -193,6 +207,11 @@ pub fn knn_block(
                         for (t, &w) in trow.iter_mut().zip(binv) {
                             *t *= w;
                         }
+                        if let Some(bias) = bias {
+                            for (t, &c) in trow.iter_mut().zip(&bias[b0..b0 + bb]) {
+                                *t += c;
+                            }
+                        }
                         let gi = q_offset + q0 + r;
                         if exclude_self && gi >= b0 && gi < b0 + bb {
                             trow[gi - b0] = f32::NEG_INFINITY;
@@ -244,6 +263,7 @@ pub fn knn(
         0,
         base,
         &b_inv,
+        None,
         k,
         exclude_self,
         &mut sims,

@@ -9,6 +9,7 @@ pub mod knn;
 pub mod llm;
 pub mod matrix;
 pub mod pool;
+pub mod vecio;
 
 #[cfg(feature = "python")]
 mod py;

@@ -4,7 +4,7 @@
 //! back to honour Ctrl-C (`check_signals`) and to report progress to an
 //! optional Python callable `progress(done_rows, total_rows)`.
 
-use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -59,6 +59,15 @@ fn index_view<'a>(a: &'a PyReadonlyArray2<'_, i64>, arg: &'static str) -> PyResu
     Ok((data, shape[0], shape[1]))
 }
 
+fn bias_view<'a>(b: &'a Option<PyReadonlyArray1<'_, f32>>) -> PyResult<Option<&'a [f32]>> {
+    b.as_ref()
+        .map(|a| {
+            a.as_slice()
+                .map_err(|_| PyTypeError::new_err("base_bias: expected a C-contiguous float32 array"))
+        })
+        .transpose()
+}
+
 fn report(py: Python<'_>, progress: &Option<Py<PyAny>>, done: usize, total: usize) -> PyResult<()> {
     py.check_signals()?;
     if let Some(cb) = progress {
@@ -103,16 +112,19 @@ type Knn<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<i64>>);
 
 /// Exact cosine kNN (see `taskspec_rs.knn`).
 #[pyfunction]
-#[pyo3(signature = (queries, base, k, *, exclude_self=false, num_threads=None, progress=None))]
+#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (queries, base, k, *, exclude_self=false, base_bias=None, num_threads=None, progress=None))]
 fn knn<'py>(
     py: Python<'py>,
     queries: PyReadonlyArray2<'py, f32>,
     base: PyReadonlyArray2<'py, f32>,
     k: usize,
     exclude_self: bool,
+    base_bias: Option<PyReadonlyArray1<'py, f32>>,
     num_threads: Option<usize>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Knn<'py>> {
+    let bias = bias_view(&base_bias)?;
     let q = view(&queries, "queries")?;
     let b = view(&base, "base")?;
     nonempty(&q, "queries")?;
@@ -150,6 +162,7 @@ fn knn<'py>(
                 start,
                 b,
                 &b_inv,
+                bias,
                 k,
                 exclude_self,
                 s,
@@ -205,7 +218,7 @@ type Projection<'py> = (
 
 /// Full locally linear mapping: exact kNN, Gram solves and combination.
 #[pyfunction]
-#[pyo3(signature = (x_gen, y_gen, x_spec, k, *, reg=1e-3, exclude_self=false, row_offset=0, num_threads=None, progress=None))]
+#[pyo3(signature = (x_gen, y_gen, x_spec, k, *, reg=1e-3, exclude_self=false, row_offset=0, base_bias=None, num_threads=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn llm_project<'py>(
     py: Python<'py>,
@@ -216,9 +229,11 @@ fn llm_project<'py>(
     reg: f64,
     exclude_self: bool,
     row_offset: usize,
+    base_bias: Option<PyReadonlyArray1<'py, f32>>,
     num_threads: Option<usize>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Projection<'py>> {
+    let bias = bias_view(&base_bias)?;
     let x = view(&x_gen, "x_gen")?;
     let y = view(&y_gen, "y_gen")?;
     let xs = view(&x_spec, "x_spec")?;
@@ -266,7 +281,19 @@ fn llm_project<'py>(
         );
         let ob = &mut out[start * e..end * e];
         py.detach(|| {
-            knn_block(&pool, yb, &y_inv[start..end], row_offset + start, x, &x_inv, k, exclude_self, sb, nb)?;
+            knn_block(
+                &pool,
+                yb,
+                &y_inv[start..end],
+                row_offset + start,
+                x,
+                &x_inv,
+                bias,
+                k,
+                exclude_self,
+                sb,
+                nb,
+            )?;
             llm_weights_block(&pool, yb, x, nb, k, reg, row_offset + start, wb)?;
             combine_block(&pool, xs, nb, wb, k, ob)
         })
@@ -357,5 +384,101 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(llm_project_neighbors, m)?)?;
     m.add_function(wrap_pyfunction!(build_profile, m)?)?;
     m.add_function(wrap_pyfunction!(default_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(read_vectors, m)?)?;
+    m.add_function(wrap_pyfunction!(write_vectors, m)?)?;
     Ok(())
+}
+
+// ===========================================================================
+// Word-vector file I/O (crate::vecio): read_vectors / write_vectors, wrapped
+// by taskspec_rs.vectors.load_vectors / save_vectors.
+// ===========================================================================
+
+fn vecio_to_py(e: crate::vecio::VecIoError) -> PyErr {
+    use crate::vecio::VecIoError;
+    match e {
+        VecIoError::Io { path, source } => {
+            let path = path.display().to_string();
+            match source.raw_os_error() {
+                // OSError(errno, strerror, filename) picks the subclass
+                // (FileNotFoundError, PermissionError, ...) from errno.
+                Some(code) => {
+                    let text = source.to_string();
+                    let strerror = text
+                        .strip_suffix(&format!(" (os error {code})"))
+                        .unwrap_or(&text)
+                        .to_string();
+                    pyo3::exceptions::PyOSError::new_err((code, strerror, path))
+                }
+                None => pyo3::exceptions::PyOSError::new_err(format!("{path}: {source}")),
+            }
+        }
+        VecIoError::Format { .. } => PyValueError::new_err(e.to_string()),
+        VecIoError::Input(inner) => to_py(inner),
+    }
+}
+
+/// Read a text or binary word-vector file: (words, vectors, dropped duplicates).
+#[pyfunction]
+#[pyo3(signature = (path, format, *, limit=None, float64=false, keep_first=true, num_threads=None))]
+fn read_vectors<'py>(
+    py: Python<'py>,
+    path: std::path::PathBuf,
+    format: &str,
+    limit: Option<usize>,
+    float64: bool,
+    keep_first: bool,
+    num_threads: Option<usize>,
+) -> PyResult<(Vec<String>, Bound<'py, PyAny>, usize)> {
+    use crate::vecio::{self, Duplicates, Format};
+    let format = Format::parse(format).map_err(to_py)?;
+    let dups = if keep_first {
+        Duplicates::KeepFirst
+    } else {
+        Duplicates::Error
+    };
+    let pool = thread_pool(num_threads).map_err(to_py)?;
+    if float64 {
+        let v = py
+            .detach(|| vecio::read_vectors::<f64>(&pool, &path, format, limit, dups))
+            .map_err(vecio_to_py)?;
+        let (rows, dim, dropped) = (v.rows(), v.dim, v.dropped);
+        Ok((v.words, matrix2(py, v.data, rows, dim)?.into_any(), dropped))
+    } else {
+        let v = py
+            .detach(|| vecio::read_vectors::<f32>(&pool, &path, format, limit, dups))
+            .map_err(vecio_to_py)?;
+        let (rows, dim, dropped) = (v.rows(), v.dim, v.dropped);
+        Ok((v.words, matrix2(py, v.data, rows, dim)?.into_any(), dropped))
+    }
+}
+
+/// Write words and a C-contiguous float32/float64 matrix atomically.
+#[pyfunction]
+#[pyo3(signature = (path, words, vectors, format, *, num_threads=None))]
+fn write_vectors(
+    py: Python<'_>,
+    path: std::path::PathBuf,
+    words: Vec<String>,
+    vectors: &Bound<'_, PyAny>,
+    format: &str,
+    num_threads: Option<usize>,
+) -> PyResult<()> {
+    use crate::vecio::{self, Format};
+    let format = Format::parse(format).map_err(to_py)?;
+    let pool = thread_pool(num_threads).map_err(to_py)?;
+    let contiguous = || PyTypeError::new_err("vectors: expected a C-contiguous 2-D float32 or float64 array");
+    if let Ok(a) = vectors.extract::<PyReadonlyArray2<'_, f32>>() {
+        let dim = a.shape()[1];
+        let data = a.as_slice().map_err(|_| contiguous())?;
+        py.detach(|| vecio::write_vectors(&pool, &path, format, &words, data, dim))
+            .map_err(vecio_to_py)
+    } else if let Ok(a) = vectors.extract::<PyReadonlyArray2<'_, f64>>() {
+        let dim = a.shape()[1];
+        let data = a.as_slice().map_err(|_| contiguous())?;
+        py.detach(|| vecio::write_vectors(&pool, &path, format, &words, data, dim))
+            .map_err(vecio_to_py)
+    } else {
+        Err(contiguous())
+    }
 }

@@ -149,6 +149,7 @@ fn bad_input_is_an_error_not_a_panic() {
         0,
         MatRef::new(&b, 2, 2, "b").unwrap(),
         &bi,
+        None,
         3,
         false,
         &mut s,
@@ -268,4 +269,36 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn bias_reorders_candidates() {
+    let pool = thread_pool(Some(1)).unwrap();
+    let b = [1.0f32, 0.0, 1.0, 0.2, 0.0, 1.0];
+    let q = [1.0f32, 0.05];
+    let base = MatRef::new(&b, 3, 2, "b").unwrap();
+    let qm = MatRef::new(&q, 1, 2, "q").unwrap();
+    let qi = inverse_norms(&pool, qm, "q").unwrap();
+    let bi = inverse_norms(&pool, base, "b").unwrap();
+    let (mut s, mut ix) = (vec![0.0; 2], vec![0; 2]);
+    knn_block(&pool, qm, &qi, 0, base, &bi, None, 2, false, &mut s, &mut ix).unwrap();
+    assert_eq!(ix, vec![0, 1]);
+    // A hub penalty on row 0 promotes row 1.
+    knn_block(
+        &pool,
+        qm,
+        &qi,
+        0,
+        base,
+        &bi,
+        Some(&[-0.5, 0.0, 0.0]),
+        2,
+        false,
+        &mut s,
+        &mut ix,
+    )
+    .unwrap();
+    assert_eq!(ix, vec![1, 0]);
+    let err = knn_block(&pool, qm, &qi, 0, base, &bi, Some(&[0.0]), 2, false, &mut s, &mut ix);
+    assert!(matches!(err, Err(Error::InvalidInput { arg: "bias", .. })));
 }
