@@ -192,6 +192,7 @@ def llm_project(
     metric: str = "cosine",
     csls_k: int = 10,
     margin: Optional[float] = None,
+    device: Optional[str] = None,
     num_threads: Optional[int] = None,
     return_neighbors: bool = False,
     progress: Progress = False,
@@ -236,6 +237,9 @@ def llm_project(
         Adaptive k: target word ``i`` keeps only the neighbours whose score is
         within ``margin`` of its best one (at least 1, at most ``k``). Unused
         slots get neighbour ``-1`` and weight 0 in the returned arrays.
+    device : str, optional, keyword-only
+        Run the search and solves with torch on this device (``"cuda"``,
+        ``"cuda:1"``, ``"cpu"``) instead of the Rust engine; exact search only.
     num_threads : int, optional
     return_neighbors : bool, keyword-only
         Also return the neighbour indices and weights.
@@ -287,6 +291,28 @@ def llm_project(
     if metric == "csls":
         bias = -0.5 * hub_scores(x, as_matrix(y_src, "y_gen"), csls_k, exclude_self=exclude_self, num_threads=threads)
     cb, close = progress_callback(progress, "llm_project", n)
+    if device is not None:
+        if index is not None or margin is not None:
+            raise ValueError("device: the torch backend supports exact search without margin only")
+        from .torch_backend import llm_project_torch
+
+        y_all = as_matrix(y_src, "y_gen")
+        check_rows(x, "x_gen")
+        check_rows(y_all, "y_gen")
+        if not np.isfinite(xs).all():
+            raise ValueError("x_spec: contains NaN or inf")
+        try:
+            res = llm_project_torch(
+                x, y_all, xs, k, reg=reg, exclude_self=exclude_self, bias=bias, device=device, progress=cb
+            )
+        except RuntimeError as exc:
+            if "singular" in str(exc):
+                raise NumericalError(f"a Gram matrix is singular; use reg > 0 ({exc})") from None
+            raise
+        finally:
+            close()
+        out[:] = res[0]
+        return (out, res[1], res[2]) if return_neighbors else out
     try:
         for s in range(0, n, BLOCK_ROWS):
             yb = as_matrix(y_src[s : s + BLOCK_ROWS], "y_gen")
