@@ -76,3 +76,14 @@ def test_hub_scores_and_hubness_values():
     assert r.shape == (len(X),) and np.all(r <= 1.0 + 1e-6)
     h = ts.hubness(np.array([[0, 1], [0, 2], [0, -1]]), 4, top=1)
     assert h["top_share"] == pytest.approx(3 / 5) and h["max_in_degree"] == 3 and h["unused_fraction"] == 0.25
+
+
+def test_orthogonal_project_recovers_rotation():
+    rng = np.random.default_rng(7)
+    q, _ = np.linalg.qr(rng.normal(size=(32, 32)))
+    np.testing.assert_allclose(ts.orthogonal_project(X, X @ q, Y), Y @ q, atol=1e-4)
+    # It only rotates: norms are kept even when x_spec is a stretched map.
+    s = ts.orthogonal_project(X, X @ (q * 3.0), Y)
+    np.testing.assert_allclose(np.linalg.norm(s, axis=1), np.linalg.norm(Y, axis=1), rtol=1e-4)
+    with pytest.raises(ValueError, match="x_spec"):
+        ts.orthogonal_project(X, XS[:5], Y)

@@ -7,7 +7,7 @@ classify text in languages without labelled data.
 
 from ._core import __version__, build_profile, default_num_threads
 from .ann import HnswIndex
-from .project import NumericalError, hub_scores, hubness, knn, llm_project, llm_weights, lp_project
+from .project import NumericalError, hub_scores, hubness, knn, llm_project, llm_weights, lp_project, orthogonal_project
 
 __all__ = [
     "NumericalError",
@@ -21,4 +21,5 @@ __all__ = [
     "llm_project",
     "llm_weights",
     "lp_project",
+    "orthogonal_project",
 ]

@@ -425,6 +425,32 @@ def hubness(neighbors: np.ndarray, n_source: int, *, top: int = 10) -> dict:
     }
 
 
+def _products(x: np.ndarray, xs: np.ndarray, block_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(x^T x, x^T xs)`` in float64, accumulated over row blocks (checks finiteness)."""
+    d, e = x.shape[1], xs.shape[1]
+    gram = np.zeros((d, d))
+    cross = np.zeros((d, e))
+    for s in range(0, x.shape[0], block_rows):
+        xb = x[s : s + block_rows].astype(np.float64)
+        sb = xs[s : s + block_rows].astype(np.float64)
+        for name, blk in (("x_gen", xb), ("x_spec", sb)):
+            if not np.isfinite(blk).all():
+                raise ValueError(f"{name}: contains NaN or inf (rows {s}..{s + len(blk) - 1})")
+        gram += xb.T @ xb
+        cross += xb.T @ sb
+    return gram, cross
+
+
+def _apply(y: np.ndarray, w: np.ndarray, block_rows: int) -> np.ndarray:
+    out = np.empty((y.shape[0], w.shape[1]), dtype=np.float32)
+    for s in range(0, y.shape[0], block_rows):
+        yb = y[s : s + block_rows].astype(np.float64)
+        if not np.isfinite(yb).all():
+            raise ValueError(f"y_gen: contains NaN or inf (rows {s}..{s + len(yb) - 1})")
+        out[s : s + len(yb)] = yb @ w
+    return out
+
+
 def lp_project(x_gen: Any, x_spec: Any, y_gen: Any, *, block_rows: int = 65536) -> np.ndarray:
     """Linear projection (LP): least-squares ``W`` with ``x_gen W ≈ x_spec``, applied to ``y_gen``.
 
@@ -446,22 +472,31 @@ def lp_project(x_gen: Any, x_spec: Any, y_gen: Any, *, block_rows: int = 65536) 
     xs = as_matrix(x_spec, "x_spec")
     y = as_matrix(y_gen, "y_gen")
     _check_projection(x, y, xs)
-    d, e = x.shape[1], xs.shape[1]
-    gram = np.zeros((d, d))
-    cross = np.zeros((d, e))
-    for s in range(0, x.shape[0], block_rows):
-        xb = x[s : s + block_rows].astype(np.float64)
-        sb = xs[s : s + block_rows].astype(np.float64)
-        if not (np.isfinite(xb).all() and np.isfinite(sb).all()):
-            bad = "x_gen" if not np.isfinite(xb).all() else "x_spec"
-            raise ValueError(f"{bad}: contains NaN or inf (rows {s}..{s + len(xb) - 1})")
-        gram += xb.T @ xb
-        cross += xb.T @ sb
-    w = np.linalg.lstsq(gram, cross, rcond=None)[0]
-    out = np.empty((y.shape[0], e), dtype=np.float32)
-    for s in range(0, y.shape[0], block_rows):
-        yb = y[s : s + block_rows].astype(np.float64)
-        if not np.isfinite(yb).all():
-            raise ValueError(f"y_gen: contains NaN or inf (rows {s}..{s + len(yb) - 1})")
-        out[s : s + len(yb)] = yb @ w
-    return out
+    gram, cross = _products(x, xs, block_rows)
+    return _apply(y, np.linalg.lstsq(gram, cross, rcond=None)[0], block_rows)
+
+
+def orthogonal_project(x_gen: Any, x_spec: Any, y_gen: Any, *, block_rows: int = 65536) -> np.ndarray:
+    """Orthogonal projection (Procrustes): ``W`` with orthonormal rows/columns minimising ``|x_gen W - x_spec|``.
+
+    ``W = U V^T`` from the SVD ``x_gen^T x_spec = U S V^T``. Unlike LP it can
+    only rotate (and reflect) the general space, so it cannot collapse or
+    stretch directions the task never saw; applied to ``y_gen``.
+
+    Parameters
+    ----------
+    x_gen : array-like, shape (m, d)
+    x_spec : array-like, shape (m, e)
+    y_gen : array-like, shape (n, d)
+
+    Returns
+    -------
+    y_spec : ndarray of float32, shape (n, e)
+    """
+    x = as_matrix(x_gen, "x_gen")
+    xs = as_matrix(x_spec, "x_spec")
+    y = as_matrix(y_gen, "y_gen")
+    _check_projection(x, y, xs)
+    _, cross = _products(x, xs, block_rows)
+    u, _, vt = np.linalg.svd(cross, full_matrices=False)
+    return _apply(y, u @ vt, block_rows)
