@@ -8,6 +8,7 @@ classify text in languages without labelled data.
 from ._core import __version__, build_profile, default_num_threads
 from .ann import HnswIndex
 from .project import NumericalError, hub_scores, hubness, knn, llm_project, llm_weights, lp_project, orthogonal_project
+from .vectors import load_vectors, save_vectors
 
 __all__ = [
     "NumericalError",
@@ -20,6 +21,8 @@ __all__ = [
     "knn",
     "llm_project",
     "llm_weights",
+    "load_vectors",
     "lp_project",
     "orthogonal_project",
+    "save_vectors",
 ]

@@ -51,3 +51,22 @@ def llm_project_neighbors(
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...
 def build_profile() -> str: ...
 def default_num_threads() -> int: ...
+
+# --- word-vector file I/O (taskspec_rs.vectors) ---
+def read_vectors(
+    path: str,
+    format: str,
+    *,
+    limit: Optional[int] = None,
+    float64: bool = False,
+    keep_first: bool = True,
+    num_threads: Optional[int] = None,
+) -> tuple[list[str], npt.NDArray[np.floating[Any]], int]: ...
+def write_vectors(
+    path: str,
+    words: list[str],
+    vectors: npt.NDArray[np.floating[Any]],
+    format: str,
+    *,
+    num_threads: Optional[int] = None,
+) -> None: ...

@@ -1,0 +1,380 @@
+"""Read and write word-vector files: word2vec/fastText text, word2vec binary, ``.npy``.
+
+Formats (chosen from the file extension, or forced with ``format=``):
+
+``"text"`` (``.vec``, ``.txt``)
+    word2vec / fastText text: an optional header line ``count dim``, then one
+    row per line, ``word v1 ... vdim``. Runs of spaces/tabs, trailing spaces,
+    ``\\r\\n`` line ends, a UTF-8 byte-order mark and trailing blank lines are
+    tolerated. Without a header the dimension is the number of values on the
+    first row. A first line of exactly two non-negative integers is always
+    taken as the header. Parsed in parallel in Rust.
+``"binary"`` (``.bin``)
+    word2vec binary: header ``count dim\\n``, then per vector the UTF-8 word,
+    a space, ``dim`` little-endian float32 values and an optional newline.
+    Vectors are stored as float32 whatever the input dtype.
+``"npy"`` (``.npy``)
+    ``PATH.npy`` holds the matrix (numpy format, any float dtype, stored as
+    given) and ``PATH.words.txt`` the words, UTF-8, one per line (so words
+    may contain spaces). ``emb.npy`` pairs with ``emb.words.txt``; a path
+    without the ``.npy`` suffix, e.g. ``emb`` with ``format="npy"``, is used
+    as is and pairs with ``emb.words.txt``. Read through a memory map: with
+    ``limit`` only the first rows are read.
+
+Errors: a malformed file raises :class:`ValueError` naming the file and the
+1-based line (``emb.vec, line 12: expected 300 values after the word "the",
+found 299``; binary files name the entry and its byte offset, ``.npy`` files
+the row): rows of the wrong length, non-numeric fields, NaN/inf, invalid
+UTF-8, blank lines between rows, fewer or more rows than the header
+declares. A missing file raises :class:`FileNotFoundError`.
+
+Duplicate words: the first occurrence wins and later rows are dropped
+(``duplicates="keep_first"``, the default; ``return_dropped=True`` also
+returns how many were dropped), or ``duplicates="error"`` raises naming both
+lines. No warning is emitted.
+
+Writes are atomic: the data goes to a temporary file in the target
+directory, is fsynced and renamed over the target, so a failure never leaves
+a partial file or damages an existing one. Words and vectors are validated
+before anything is written (non-empty unique words, no whitespace in words
+for text/binary, no line breaks for ``.npy``; finite values).
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+import tempfile
+from collections.abc import Sequence
+from typing import Any, Callable, Optional, Union
+
+import numpy as np
+
+from . import _core
+
+__all__ = ["load_vectors", "save_vectors"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+_FORMATS = {
+    "text": "text",
+    "vec": "text",
+    "txt": "text",
+    "binary": "binary",
+    "bin": "binary",
+    "npy": "npy",
+}
+_EXTENSIONS = {".vec": "text", ".txt": "text", ".bin": "binary", ".npy": "npy"}
+_DTYPES = ("float16", "float32", "float64")
+
+
+def _path(path: Any) -> str:
+    try:
+        return os.fspath(path)
+    except TypeError:
+        raise TypeError(f"path: expected a str or os.PathLike, got {type(path).__name__}") from None
+
+
+def _format(path: str, format: Optional[str]) -> str:
+    if format is None:
+        ext = os.path.splitext(path)[1].lower()
+        if ext not in _EXTENSIONS:
+            raise ValueError(
+                f"format: cannot infer the format of {path!r} from its extension {ext!r}; "
+                "use .vec/.txt (text), .bin (binary) or .npy, or pass "
+                "format='text' | 'binary' | 'npy'"
+            )
+        return _EXTENSIONS[ext]
+    if not isinstance(format, str) or format.lower() not in _FORMATS:
+        raise ValueError(f"format: expected 'text', 'binary', 'npy' or None, got {format!r}")
+    return _FORMATS[format.lower()]
+
+
+def _dtype(dtype: Any) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt.name not in _DTYPES:
+        raise ValueError(f"dtype: expected 'float32', 'float16' or 'float64', got {dtype!r}")
+    return dt
+
+
+def _limit(limit: Any) -> Optional[int]:
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, numbers.Integral):
+        raise TypeError(f"limit: expected a non-negative int or None, got {limit!r}")
+    if limit < 0:
+        raise ValueError(f"limit: must be >= 0 or None, got {limit}")
+    return int(limit)
+
+
+def _num_threads(num_threads: Any) -> Optional[int]:
+    if num_threads is None:
+        return None
+    if isinstance(num_threads, bool) or not isinstance(num_threads, numbers.Integral):
+        raise TypeError(f"num_threads: expected a positive int or None, got {num_threads!r}")
+    if num_threads <= 0:
+        raise ValueError(f"num_threads: must be a positive int or None, got {num_threads}")
+    return int(num_threads)
+
+
+def _words_path(path: str) -> str:
+    stem = path[:-4] if path.lower().endswith(".npy") else path
+    return stem + ".words.txt"
+
+
+def load_vectors(
+    path: PathLike,
+    *,
+    limit: Optional[int] = None,
+    dtype: Any = "float32",
+    format: Optional[str] = None,
+    duplicates: str = "keep_first",
+    return_dropped: bool = False,
+    num_threads: Optional[int] = None,
+):
+    """Load word vectors from a text, binary or ``.npy`` file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file (see the module docstring for the formats).
+    limit : int, optional, keyword-only
+        Read only the first ``limit`` rows of the file; the rest is never
+        parsed (fastText files are sorted by frequency, so this keeps the
+        most frequent words). Rows dropped as duplicates count towards it.
+    dtype : {"float32", "float16", "float64"}, keyword-only
+        Element type of the returned matrix.
+    format : {"text", "binary", "npy"}, optional, keyword-only
+        Override the format inferred from the extension.
+    duplicates : {"keep_first", "error"}, keyword-only
+        A word seen again: drop the later row, or raise :class:`ValueError`
+        naming both lines.
+    return_dropped : bool, keyword-only
+        Also return the number of rows dropped as duplicates.
+    num_threads : int, optional, keyword-only
+        Threads parsing a text file; default ``TASKSPEC_NUM_THREADS`` or all cores.
+
+    Returns
+    -------
+    words : list of str
+        ``words[i]`` is the word of ``vectors[i]``, in file order.
+    vectors : ndarray, shape (len(words), dim)
+        C-contiguous, of the requested dtype.
+    dropped : int
+        Only with ``return_dropped=True``.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` (or the ``.words.txt`` of an ``.npy``) does not exist.
+    ValueError
+        Malformed file, naming the file and the 1-based line.
+    """
+    p = _path(path)
+    fmt = _format(p, format)
+    dt = _dtype(dtype)
+    n = _limit(limit)
+    if duplicates not in ("keep_first", "error"):
+        raise ValueError(f"duplicates: expected 'keep_first' or 'error', got {duplicates!r}")
+    keep_first = duplicates == "keep_first"
+    if fmt == "npy":
+        words, vectors, dropped = _load_npy(p, n, dt, keep_first)
+    else:
+        words, vectors, dropped = _core.read_vectors(
+            p,
+            fmt,
+            limit=n,
+            float64=dt == np.float64,
+            keep_first=keep_first,
+            num_threads=_num_threads(num_threads),
+        )
+        if dt == np.float16:
+            vectors = vectors.astype(np.float16)
+    if return_dropped:
+        return words, vectors, dropped
+    return words, vectors
+
+
+def _read_words(path: str, n_rows: int, limit: Optional[int], npy_path: str) -> list[str]:
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ValueError(f"{path}, line {line}: not valid UTF-8 ({exc.reason})") from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if len(lines) != n_rows:
+        raise ValueError(f"{path}: has {len(lines)} words but {npy_path} has {n_rows} rows")
+    if limit is not None:
+        lines = lines[:limit]
+    words = [w[:-1] if w.endswith("\r") else w for w in lines]
+    for i, w in enumerate(words):
+        if not w:
+            raise ValueError(f"{path}, line {i + 1}: empty word")
+    return words
+
+
+def _load_npy(path: str, limit: Optional[int], dtype: np.dtype, keep_first: bool):
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except (ValueError, OSError, EOFError) as exc:
+        raise ValueError(f"{path}: not a readable .npy file ({exc})") from None
+    if arr.ndim != 2 or arr.dtype.kind != "f" or arr.shape[1] == 0:
+        raise ValueError(
+            f"{path}: expected a 2-D floating-point matrix (words x dims), got shape {arr.shape} and dtype {arr.dtype}"
+        )
+    words = _read_words(_words_path(path), arr.shape[0], limit, path)
+    vectors = np.array(arr[: len(words)], dtype=dtype, order="C")
+    del arr
+    finite = np.isfinite(vectors).all(axis=1)
+    if not finite.all():
+        row = int(np.argmin(finite))
+        raise ValueError(f"{path}, row {row + 1}: the vector of {words[row]!r} contains NaN or inf")
+    first: dict[str, int] = {}
+    keep = []
+    for i, w in enumerate(words):
+        j = first.setdefault(w, i)
+        if j != i:
+            if not keep_first:
+                raise ValueError(f"{_words_path(path)}, line {i + 1}: duplicate word {w!r} (first at line {j + 1})")
+            continue
+        keep.append(i)
+    dropped = len(words) - len(keep)
+    if dropped:
+        words = [words[i] for i in keep]
+        vectors = np.ascontiguousarray(vectors[keep])
+    return words, vectors, dropped
+
+
+def _atomic_write(path: str, write: Callable[[Any], None]) -> None:
+    """Write through ``write(file)`` to a temporary file next to ``path``, fsync, rename."""
+    if os.path.isdir(path):
+        raise IsADirectoryError(21, "Is a directory", path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:
+        dfd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+
+
+def _umask() -> int:
+    try:  # Linux: read it without changing it (os.umask would, racing other threads)
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _save_npy(path: str, words: list[str], vectors: np.ndarray) -> None:
+    seen: dict[str, int] = {}
+    for i, w in enumerate(words):
+        if not w or "\n" in w or "\r" in w:
+            raise ValueError(f"words: word {i} ({w!r}) is empty or contains a line break")
+        j = seen.setdefault(w, i)
+        if j != i:
+            raise ValueError(f"words: duplicate word {w!r} at indices {j} and {i}")
+    finite = np.isfinite(vectors).all(axis=1)
+    if not finite.all():
+        row = int(np.argmin(finite))
+        raise ValueError(f"vectors: row {row} ({words[row]!r}) contains NaN or inf")
+    payload = "".join(w + "\n" for w in words).encode("utf-8")
+    _atomic_write(path, lambda f: np.save(f, vectors, allow_pickle=False))
+    _atomic_write(_words_path(path), lambda f: f.write(payload))
+
+
+def save_vectors(
+    path: PathLike,
+    words: Sequence[str],
+    vectors: Any,
+    *,
+    format: Optional[str] = None,
+    num_threads: Optional[int] = None,
+) -> None:
+    """Save word vectors atomically as text, word2vec binary or ``.npy``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Target file; an existing file is replaced only once the new one is
+        completely written and fsynced. For ``"npy"`` the words go to
+        ``PATH.words.txt`` (``emb.npy`` -> ``emb.words.txt``); each of the
+        two files is replaced atomically.
+    words : sequence of str
+        One word per row: non-empty, unique; without whitespace for the text
+        and binary formats, without line breaks for ``.npy``.
+    vectors : array-like, shape (len(words), dim)
+        Finite floating-point values. Text keeps the shortest decimal that
+        reads back to the same float32 (float64 for float64 input; float16 is
+        written via float32); binary stores float32; ``.npy`` keeps the dtype.
+    format : {"text", "binary", "npy"}, optional, keyword-only
+        Override the format inferred from the extension.
+    num_threads : int, optional, keyword-only
+        Threads formatting a text file.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Invalid words or vectors (nothing is written).
+    OSError
+        The file cannot be written (the previous file, if any, is intact).
+    """
+    p = _path(path)
+    fmt = _format(p, format)
+    if isinstance(words, (str, bytes)):
+        raise TypeError("words: expected a sequence of str, got a single string")
+    try:
+        words = list(words)
+    except TypeError:
+        raise TypeError(f"words: expected a sequence of str, got {type(words).__name__}") from None
+    for i, w in enumerate(words):
+        if not isinstance(w, str):
+            raise TypeError(f"words: item {i} is {type(w).__name__}, expected str")
+    arr = np.asarray(vectors)
+    if arr.dtype.kind != "f":
+        raise TypeError(f"vectors: expected a floating-point array, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"vectors: expected a 2-D array (words x dims), got shape {arr.shape}")
+    if arr.shape[0] != len(words):
+        raise ValueError(f"vectors: has {arr.shape[0]} rows but there are {len(words)} words")
+    if arr.shape[1] == 0:
+        raise ValueError("vectors: must have at least one column")
+    if fmt == "npy":
+        _save_npy(p, words, np.ascontiguousarray(arr))
+        return
+    dt = np.float64 if arr.dtype == np.float64 else np.float32
+    _core.write_vectors(p, words, np.ascontiguousarray(arr, dtype=dt), fmt, num_threads=_num_threads(num_threads))
