@@ -1,0 +1,414 @@
+"""Datasets, embeddings and tokenisation.
+
+Supported inputs
+----------------
+* labelled data: JSON lines (one object per line with a text and a label
+  key), TSV with a header row naming the columns, and SemEval-2016 ABSA
+  sentence XML (sentence labels derived from opinion polarities, see
+  :func:`absa_sentence_label`);
+* general embeddings: word2vec text format (first line ``count dim``) and
+  ``.npz`` archives holding ``<key>__words`` (unicode array) and
+  ``<key>__vecs`` (float array) — loaded without pickle.
+
+Malformed input raises :class:`~taskspec_rs.config.TaskspecError` with a
+``file:line`` location.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .config import DataOptions, TaskspecError
+
+__all__ = [
+    "Dataset",
+    "Embeddings",
+    "absa_sentence_label",
+    "atomic_write_text",
+    "encode",
+    "load_dataset",
+    "load_embeddings",
+    "tokenize",
+]
+
+TOKEN_RE = re.compile(r"\w+(?:['’]\w+)?")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Labelled texts read from one file.
+
+    Attributes
+    ----------
+    texts, labels
+        Parallel lists; examples with empty text are dropped when reading.
+    path
+        Where the examples came from (for messages).
+    """
+
+    texts: list[str]
+    labels: list[str]
+    path: Path
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def head(self, n: int) -> Dataset:
+        """The first ``n`` examples."""
+        return Dataset(self.texts[:n], self.labels[:n], self.path)
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """A word-embedding table.
+
+    Attributes
+    ----------
+    words
+        Vocabulary, row ``i`` of ``vectors`` belongs to ``words[i]``.
+    vectors
+        ``float32`` array of shape ``(len(words), dim)`` with no all-zero row.
+    """
+
+    words: list[str]
+    vectors: np.ndarray
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def index(self) -> dict[str, int]:
+        """Word → row mapping."""
+        return {w: i for i, w in enumerate(self.words)}
+
+    def rescaled(self) -> Embeddings:
+        """A copy scaled by one constant so that the mean row norm is ``sqrt(dim)``.
+
+        Every component then has a root-mean-square of about 1, whatever the
+        scale of the original vectors (unit-normalised vectors have components
+        of about ``1/sqrt(dim)``, which makes Adam's fixed step size huge
+        relative to them).  Directions — hence cosine neighbours and LLM
+        weights — are unchanged.  Idempotent.
+        """
+        mean_norm = float(np.linalg.norm(self.vectors, axis=1).mean())
+        factor = np.sqrt(self.dim) / mean_norm
+        if abs(factor - 1.0) < 1e-6:
+            return self
+        return Embeddings(self.words, (self.vectors * factor).astype(np.float32))
+
+    def subset(self, words: Iterable[str]) -> Embeddings:
+        """The rows of the given words that are in the vocabulary (in vocabulary order)."""
+        wanted = set(words)
+        rows = [i for i, w in enumerate(self.words) if w in wanted]
+        return Embeddings([self.words[i] for i in rows], self.vectors[rows])
+
+
+# --------------------------------------------------------------------------- tokenisation
+
+
+@lru_cache(maxsize=1)
+def _janome():  # pragma: no cover - trivial
+    from janome.tokenizer import Tokenizer
+
+    return Tokenizer(wakati=True)
+
+
+def tokenize(text: str, *, tokenizer: str = "regex") -> list[str]:
+    """Split a text into tokens.
+
+    Parameters
+    ----------
+    text
+        Raw text.
+    tokenizer
+        ``"regex"``: lower-case, then every match of ``\\w+(?:['’]\\w+)?``.
+        ``"janome"``: Japanese morphological segmentation (janome, wakati
+        mode); case is kept and whitespace tokens are dropped.  Both rules
+        match how the shared aligned vectors were built.
+    """
+    if tokenizer == "regex":
+        return TOKEN_RE.findall(text.lower())
+    if tokenizer == "janome":
+        return [t for t in _janome().tokenize(text) if t.strip()]
+    raise TaskspecError(f"unknown tokenizer {tokenizer!r} (use regex or janome)")
+
+
+def encode(texts: Sequence[str], vocab: dict[str, int], *, tokenizer: str, max_len: int = 256) -> np.ndarray:
+    """Turn texts into a padded matrix of vocabulary ids.
+
+    Ids are ``vocab[word] + 1``; ``0`` is padding.  Tokens that are not in
+    ``vocab`` (unknown words) are dropped from the bag; a text without any
+    known token becomes an all-padding row (its bag is empty).  At most
+    ``max_len`` known tokens are kept per text.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``int64`` array of shape ``(len(texts), L)`` with ``L >= 1``.
+    """
+    rows = []
+    for text in texts:
+        ids = [vocab[t] + 1 for t in tokenize(text, tokenizer=tokenizer) if t in vocab]
+        rows.append(ids[:max_len])
+    width = max([1] + [len(r) for r in rows])
+    out = np.zeros((len(rows), width), dtype=np.int64)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+    return out
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+def _infer_format(path: Path, fmt: str | None) -> str:
+    if fmt is not None:
+        return fmt
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json", ".ndjson"):
+        return "jsonl"
+    if suffix in (".tsv", ".tab"):
+        return "tsv"
+    if suffix == ".xml":
+        return "absa_xml"
+    raise TaskspecError(f"{path}: cannot infer the data format from the extension; set format = jsonl|tsv|absa_xml")
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise TaskspecError(f"file not found: {path}") from None
+    except IsADirectoryError:
+        raise TaskspecError(f"expected a file, got a directory: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise TaskspecError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise TaskspecError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _read_jsonl(path: Path, opts: DataOptions) -> list[tuple[str, str]]:
+    out = []
+    for lineno, line in enumerate(_read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise TaskspecError(f"{path}:{lineno}: malformed JSON ({exc.msg})") from None
+        if not isinstance(obj, dict):
+            raise TaskspecError(f"{path}:{lineno}: expected a JSON object")
+        for key in (opts.text_column, opts.label_column):
+            if key not in obj:
+                raise TaskspecError(f"{path}:{lineno}: missing key {key!r}")
+        text, label = obj[opts.text_column], obj[opts.label_column]
+        if not isinstance(text, str):
+            raise TaskspecError(f"{path}:{lineno}: {opts.text_column!r} must be a string")
+        if isinstance(label, bool) or not isinstance(label, (str, int)):
+            raise TaskspecError(f"{path}:{lineno}: {opts.label_column!r} must be a string or integer")
+        out.append((text, str(label)))
+    return out
+
+
+def _read_tsv(path: Path, opts: DataOptions) -> list[tuple[str, str]]:
+    lines = _read_text(path).splitlines()
+    if not lines:
+        raise TaskspecError(f"{path}: empty file (a TSV needs a header row)")
+    header = lines[0].split("\t")
+    for col in (opts.text_column, opts.label_column):
+        if col not in header:
+            raise TaskspecError(f"{path}:1: header has no column {col!r} (columns: {', '.join(header)})")
+    ti, li = header.index(opts.text_column), header.index(opts.label_column)
+    out = []
+    for lineno, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != len(header):
+            raise TaskspecError(f"{path}:{lineno}: expected {len(header)} tab-separated fields, got {len(fields)}")
+        out.append((fields[ti], fields[li]))
+    return out
+
+
+def absa_sentence_label(polarities: Iterable[str], *, mode: str = "three") -> str | None:
+    """The sentence label implied by its aspect opinions.
+
+    Parameters
+    ----------
+    polarities
+        The ``polarity`` attributes of the sentence's ``<Opinion>`` elements.
+    mode
+        ``"three"``: the label is the common polarity when every opinion has
+        the same polarity among positive/negative/neutral.  ``"binary"``: as
+        ``"three"`` but neutral sentences are dropped too.
+
+    Returns
+    -------
+    str or None
+        ``None`` means "drop the sentence": no opinions, mixed polarities
+        (e.g. positive and negative), or any ``conflict`` polarity.
+    """
+    kinds = set(polarities)
+    if len(kinds) != 1:
+        return None
+    (label,) = kinds
+    allowed = ("positive", "negative", "neutral") if mode == "three" else ("positive", "negative")
+    return label if label in allowed else None
+
+
+def _read_absa(path: Path, opts: DataOptions) -> list[tuple[str, str]]:
+    try:
+        root = ET.fromstring(_read_text(path))
+    except ET.ParseError as exc:
+        line = exc.position[0] if exc.position else "?"
+        raise TaskspecError(f"{path}:{line}: malformed XML ({exc})") from None
+    out = []
+    for sentence in root.iter("sentence"):
+        text_el = sentence.find("text")
+        text = (text_el.text or "") if text_el is not None else ""
+        label = absa_sentence_label((o.get("polarity", "") for o in sentence.iter("Opinion")), mode=opts.absa_labels)
+        if label is not None:
+            out.append((text, label))
+    return out
+
+
+_READERS = {"jsonl": _read_jsonl, "tsv": _read_tsv, "absa_xml": _read_absa}
+
+
+def load_dataset(path: str | Path, *, options: DataOptions = DataOptions()) -> Dataset:
+    """Read a labelled dataset.
+
+    Examples whose text is empty or only whitespace are dropped.
+
+    Raises
+    ------
+    TaskspecError
+        Missing file, malformed line (reported as ``file:line``) or no
+        examples left.
+    """
+    path = Path(path)
+    pairs = _READERS[_infer_format(path, options.format)](path, options)
+    pairs = [(t, lab) for t, lab in pairs if t.strip()]
+    if not pairs:
+        raise TaskspecError(f"{path}: dataset is empty (no labelled examples with text)")
+    return Dataset([t for t, _ in pairs], [lab for _, lab in pairs], path)
+
+
+# --------------------------------------------------------------------------- embeddings
+
+
+def _finish_embeddings(words: list[str], vectors: np.ndarray, where: str) -> Embeddings:
+    """Drop duplicate words (first wins) and all-zero or non-finite rows."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2 or vectors.shape[0] != len(words):
+        raise TaskspecError(f"{where}: words and vectors do not line up")
+    seen: set[str] = set()
+    keep = []
+    finite = np.isfinite(vectors).all(axis=1)
+    nonzero = np.abs(vectors).sum(axis=1) > 0
+    for i, w in enumerate(words):
+        if w not in seen and finite[i] and nonzero[i]:
+            seen.add(w)
+            keep.append(i)
+    if not keep:
+        raise TaskspecError(f"{where}: no usable (non-zero) vectors")
+    return Embeddings([words[i] for i in keep], np.ascontiguousarray(vectors[keep]))
+
+
+def _load_word2vec_text(path: Path) -> Embeddings:
+    lines = _read_text(path).splitlines()
+    if not lines:
+        raise TaskspecError(f"{path}: empty embeddings file")
+    head = lines[0].split()
+    if len(head) != 2 or not all(h.isdigit() for h in head):
+        raise TaskspecError(f"{path}:1: expected a header 'count dim'")
+    dim = int(head[1])
+    words: list[str] = []
+    rows: list[list[float]] = []
+    for lineno, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        parts = line.rstrip().split(" ")
+        if len(parts) != dim + 1:
+            raise TaskspecError(f"{path}:{lineno}: expected a word and {dim} numbers, got {len(parts) - 1} numbers")
+        try:
+            rows.append([float(x) for x in parts[1:]])
+        except ValueError:
+            raise TaskspecError(f"{path}:{lineno}: non-numeric vector component") from None
+        words.append(parts[0])
+    if not words:
+        raise TaskspecError(f"{path}: no vectors")
+    return _finish_embeddings(words, np.array(rows, dtype=np.float32), str(path))
+
+
+@lru_cache(maxsize=4)
+def _open_npz(path: str):
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise TaskspecError(f"file not found: {path}") from None
+    except (OSError, ValueError) as exc:
+        raise TaskspecError(f"{path}: not a readable .npz archive ({exc})") from None
+
+
+def _load_npz(path: Path, key: str) -> Embeddings:
+    archive = _open_npz(str(path))
+    wkey, vkey = f"{key}__words", f"{key}__vecs"
+    if wkey not in archive.files or vkey not in archive.files:
+        keys = sorted({f.split("__")[0] for f in archive.files if "__" in f})
+        raise TaskspecError(f"{path}: no embeddings for key {key!r} (available: {', '.join(keys) or 'none'})")
+    try:
+        words = archive[wkey]
+        vecs = archive[vkey]
+    except ValueError as exc:  # object arrays need pickle
+        raise TaskspecError(f"{path}: cannot read {key!r} without pickle ({exc})") from None
+    if words.dtype.kind != "U":
+        raise TaskspecError(f"{path}: {wkey} must be a unicode array")
+    return _finish_embeddings(words.tolist(), vecs, f"{path}[{key}]")
+
+
+def load_embeddings(path: str | Path, *, key: str | None = None) -> Embeddings:
+    """Load general word embeddings.
+
+    Parameters
+    ----------
+    path
+        A word2vec text file (first line ``count dim``, then ``word v1 … vd``)
+        or an ``.npz`` archive.
+    key
+        For ``.npz``: the prefix of ``<key>__words`` / ``<key>__vecs``.
+
+    Notes
+    -----
+    Duplicate words keep their first vector; all-zero and non-finite rows are
+    dropped (those words count as unknown).
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".npz":
+        if key is None:
+            raise TaskspecError(f"{path}: an embeddings_key is needed for .npz embeddings")
+        return _load_npz(path, key)
+    return _load_word2vec_text(path)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write a text file atomically (temporary file in the same folder + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,316 @@
+"""The bag-of-embeddings classifier and its on-disk format.
+
+Network (paper §3–4)::
+
+    ids ─ embedding ─ tanh ─┬──────────────────────────┬─ masked mean ─ head ─ logits
+                            └ nnmap: (Linear→tanh) × 2 ┘   (clwe_fixed_nnmap only,
+                                                             replaces the first tanh)
+
+    head, hidden > 0:  Linear(dim, hidden) → tanh → dropout → Linear(hidden, labels)
+    head, hidden = 0:  tanh → dropout → Linear(dim, labels)
+
+Row 0 of the embedding matrix is padding (all zero, never updated); row
+``i + 1`` belongs to ``words[i]``.  The masked mean ignores padding, and a
+text with no known word has an all-zero bag.
+
+Model directory layout (see ``docs/USAGE.md``)::
+
+    model.json    metadata: format version, lang, tokenizer, kind, sizes, info
+    weights.pt    torch state_dict of the network (loaded with weights_only=True)
+    vocab.txt     one word per line; line i ↔ embedding row i + 1
+    labels.txt    one label per line; line j ↔ output unit j
+    x_gen.npy     float32 general vectors of the vocabulary (needed to project)
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .config import TaskspecError
+from .data import Dataset, encode
+
+__all__ = ["BagClassifier", "TaskModel", "default_device", "predict_ids"]
+
+FORMAT_VERSION = 1
+KINDS = ("opt", "fixed", "nnmap")
+
+
+def default_device() -> torch.device:
+    """CUDA when available, otherwise CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class BagClassifier(nn.Module):
+    """Mean-of-embeddings text classifier.
+
+    Parameters
+    ----------
+    embeddings
+        ``(n_words, dim)`` initial embedding matrix (padding row is added).
+    n_labels
+        Number of output classes.
+    hidden
+        Size of the hidden layer of the head (0: no hidden layer).
+    dropout
+        Dropout probability before the output layer.
+    freeze
+        Keep the embedding layer fixed (``clwe_fixed*``).
+    nnmap_hidden
+        If > 0, two token-wise ``Linear → tanh`` layers of this width are
+        applied to the (frozen) embeddings before the mean
+        (``clwe_fixed_nnmap``).
+    """
+
+    def __init__(
+        self,
+        embeddings: np.ndarray,
+        n_labels: int,
+        *,
+        hidden: int,
+        dropout: float,
+        freeze: bool,
+        nnmap_hidden: int = 0,
+    ) -> None:
+        super().__init__()
+        dim = int(embeddings.shape[1])
+        self.freeze = freeze
+        self.embedding = self._make_embedding(embeddings, freeze)
+        self.nnmap: nn.Module | None = None
+        feat = dim
+        if nnmap_hidden > 0:
+            self.nnmap = nn.Sequential(
+                nn.Linear(dim, nnmap_hidden), nn.Tanh(), nn.Linear(nnmap_hidden, nnmap_hidden), nn.Tanh()
+            )
+            feat = nnmap_hidden
+        if hidden > 0:
+            self.head = nn.Sequential(
+                nn.Linear(feat, hidden), nn.Tanh(), nn.Dropout(dropout), nn.Linear(hidden, n_labels)
+            )
+        else:
+            self.head = nn.Sequential(nn.Tanh(), nn.Dropout(dropout), nn.Linear(feat, n_labels))
+
+    @staticmethod
+    def _make_embedding(matrix: np.ndarray | torch.Tensor, freeze: bool) -> nn.Embedding:
+        matrix = torch.as_tensor(np.asarray(matrix, dtype=np.float32))
+        weight = torch.cat([torch.zeros(1, matrix.shape[1]), matrix], dim=0)
+        emb = nn.Embedding.from_pretrained(weight, freeze=freeze, padding_idx=0)
+        return emb
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """Logits for a ``(batch, length)`` tensor of ids (0 = padding)."""
+        mask = (ids != 0).unsqueeze(-1).to(self.embedding.weight.dtype)
+        if self.nnmap is not None:
+            # token-wise layers: transform each distinct word of the batch once
+            uniq, inverse = torch.unique(ids, return_inverse=True)
+            tokens = self.nnmap(self.embedding(uniq))[inverse]
+        else:
+            tokens = torch.tanh(self.embedding(ids))
+        bag = (tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        return self.head(bag)
+
+    def word_vectors(self) -> np.ndarray:
+        """The current embedding matrix without the padding row (``float32``)."""
+        return self.embedding.weight.detach()[1:].cpu().numpy().astype(np.float32, copy=True)
+
+    def with_embeddings(self, matrix: np.ndarray) -> BagClassifier:
+        """A copy whose embedding layer is replaced by ``matrix`` (new vocabulary)."""
+        net = copy.copy(self)
+        net._modules = dict(self._modules)
+        net._modules["embedding"] = self._make_embedding(matrix, True).to(self.embedding.weight.device)
+        return net
+
+
+@torch.no_grad()
+def predict_ids(network: BagClassifier, ids: np.ndarray, *, batch_size: int = 512) -> np.ndarray:
+    """Predicted class indices for an encoded id matrix (see :func:`~taskspec_rs.data.encode`)."""
+    network.eval()
+    device = network.embedding.weight.device
+    out = []
+    for start in range(0, len(ids), batch_size):
+        batch = torch.as_tensor(ids[start : start + batch_size], device=device)
+        out.append(network(batch).argmax(dim=1).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+@dataclass
+class TaskModel:
+    """A trained (or projected) classifier plus everything needed to use it.
+
+    Attributes
+    ----------
+    network
+        The torch module.
+    words
+        Vocabulary; ``words[i]`` is embedding row ``i + 1``.
+    labels
+        Class names; output unit ``j`` is ``labels[j]``.
+    lang, tokenizer
+        Language code and tokeniser used for its inputs.
+    kind
+        ``"opt"`` (embeddings updated), ``"fixed"`` or ``"nnmap"``.
+    hparams
+        Constructor arguments of the network (``hidden``, ``dropout``,
+        ``nnmap_hidden``).
+    x_gen
+        General vectors of ``words`` (``None`` if unknown); projection needs
+        them for the source model.
+    info
+        Free-form metadata (training seed, best epoch, projection method …).
+    """
+
+    network: BagClassifier
+    words: list[str]
+    labels: list[str]
+    lang: str
+    tokenizer: str
+    kind: str
+    hparams: dict[str, Any]
+    x_gen: np.ndarray | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def vocab(self) -> dict[str, int]:
+        """Word → row index (without the padding offset)."""
+        return {w: i for i, w in enumerate(self.words)}
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Encode texts with this model's vocabulary and tokeniser."""
+        return encode(texts, self.vocab(), tokenizer=self.tokenizer)
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        """Predicted labels for raw texts."""
+        return [self.labels[i] for i in predict_ids(self.network, self.encode(texts))]
+
+    def accuracy(self, dataset: Dataset) -> float:
+        """Accuracy on a labelled dataset (labels must be known to the model)."""
+        gold = label_indices(dataset, self.labels)
+        return float(np.mean(predict_ids(self.network, self.encode(dataset.texts)) == gold))
+
+    def with_vocabulary(
+        self, words: list[str], vectors: np.ndarray, *, lang: str, tokenizer: str, info: dict[str, Any]
+    ) -> TaskModel:
+        """Same network with another embedding table (e.g. projected target vectors)."""
+        return TaskModel(
+            network=self.network.with_embeddings(vectors),
+            words=list(words),
+            labels=list(self.labels),
+            lang=lang,
+            tokenizer=tokenizer,
+            kind=self.kind,
+            hparams=dict(self.hparams),
+            x_gen=None,
+            info={**self.info, **info},
+        )
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, directory: str | Path, *, force: bool = False) -> Path:
+        """Write the model directory atomically.
+
+        The files are written to a temporary sibling folder that is then
+        renamed; an existing non-empty ``directory`` is refused unless
+        ``force`` is set (it is then replaced as a whole).
+        """
+        directory = Path(directory)
+        if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+            if not force:
+                raise TaskspecError(f"output {directory} exists and is not empty (use --force to replace it)")
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp"))
+        try:
+            meta = {
+                "format_version": FORMAT_VERSION,
+                "lang": self.lang,
+                "tokenizer": self.tokenizer,
+                "kind": self.kind,
+                "n_words": len(self.words),
+                "dim": int(self.network.embedding.weight.shape[1]),
+                "hparams": self.hparams,
+                "info": self.info,
+            }
+            (tmp / "model.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", "utf-8")
+            (tmp / "vocab.txt").write_text("".join(w + "\n" for w in self.words), "utf-8")
+            (tmp / "labels.txt").write_text("".join(lab + "\n" for lab in self.labels), "utf-8")
+            state = {k: v.detach().cpu() for k, v in self.network.state_dict().items()}
+            torch.save(state, tmp / "weights.pt")
+            if self.x_gen is not None:
+                np.save(tmp / "x_gen.npy", self.x_gen.astype(np.float32))
+            if directory.exists():
+                shutil.rmtree(directory)
+            tmp.replace(directory)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, *, device: torch.device | None = None) -> TaskModel:
+        """Read a model directory written by :meth:`save`."""
+        directory = Path(directory)
+        try:
+            meta = json.loads((directory / "model.json").read_text("utf-8"))
+            words = (directory / "vocab.txt").read_text("utf-8").splitlines()
+            labels = (directory / "labels.txt").read_text("utf-8").splitlines()
+            state = torch.load(directory / "weights.pt", map_location="cpu", weights_only=True)
+        except FileNotFoundError as exc:
+            raise TaskspecError(f"not a model directory: {directory} (missing {Path(exc.filename).name})") from None
+        except (json.JSONDecodeError, UnicodeDecodeError, RuntimeError) as exc:
+            raise TaskspecError(f"corrupt model directory {directory}: {exc}") from None
+        if meta.get("format_version") != FORMAT_VERSION or meta.get("kind") not in KINDS:
+            raise TaskspecError(f"{directory}: unsupported model format")
+        if len(words) != meta["n_words"]:
+            raise TaskspecError(f"{directory}: vocab.txt has {len(words)} words, model.json says {meta['n_words']}")
+        hp = meta["hparams"]
+        network = BagClassifier(
+            np.zeros((len(words), meta["dim"]), dtype=np.float32),
+            len(labels),
+            hidden=hp["hidden"],
+            dropout=hp["dropout"],
+            freeze=meta["kind"] != "opt",
+            nnmap_hidden=hp.get("nnmap_hidden", 0),
+        )
+        try:
+            network.load_state_dict(state)
+        except RuntimeError as exc:
+            raise TaskspecError(f"{directory}: weights do not match model.json ({exc})") from None
+        x_gen_path = directory / "x_gen.npy"
+        x_gen = np.load(x_gen_path, allow_pickle=False) if x_gen_path.exists() else None
+        network.to(device or default_device())
+        return cls(
+            network=network,
+            words=words,
+            labels=labels,
+            lang=meta["lang"],
+            tokenizer=meta["tokenizer"],
+            kind=meta["kind"],
+            hparams=hp,
+            x_gen=x_gen,
+            info=meta.get("info", {}),
+        )
+
+
+def label_indices(dataset: Dataset, labels: Sequence[str]) -> np.ndarray:
+    """Map a dataset's labels to class indices.
+
+    Raises
+    ------
+    TaskspecError
+        If the dataset contains a label outside ``labels``.
+    """
+    index = {lab: i for i, lab in enumerate(labels)}
+    unknown = sorted(set(dataset.labels) - set(index))
+    if unknown:
+        raise TaskspecError(
+            f"{dataset.path}: unknown label(s) {', '.join(map(repr, unknown[:5]))} (known: {', '.join(labels)})"
+        )
+    return np.array([index[lab] for lab in dataset.labels], dtype=np.int64)

@@ -1,0 +1,384 @@
+"""Unit tests of data loading, configuration, model, projection and a small real experiment."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from taskspec_rs.config import ALL_METHODS, TaskspecError, TrainOptions, load_config, parse_config
+from taskspec_rs.data import (
+    DataOptions,
+    Embeddings,
+    absa_sentence_label,
+    encode,
+    load_dataset,
+    load_embeddings,
+    tokenize,
+)
+from taskspec_rs.model import TaskModel
+from taskspec_rs.project import llm_project
+from taskspec_rs.train import llm_projections, project_model, train_classifier
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+# --------------------------------------------------------------------------- tokenisation
+
+
+def test_regex_tokenizer_lowercases_and_keeps_apostrophes():
+    assert tokenize("Don't STOP, l’homme!  42x") == ["don't", "stop", "l’homme", "42x"]
+    assert tokenize("") == []
+
+
+def test_janome_tokenizer_segments_japanese_and_keeps_case():
+    tokens = tokenize("私はiPhoneを買った。", tokenizer="janome")
+    assert tokens[:2] == ["私", "は"]
+    assert "iPhone" in tokens
+    assert all(t.strip() for t in tokens)
+
+
+def test_unknown_tokenizer_is_user_error():
+    with pytest.raises(TaskspecError, match="unknown tokenizer"):
+        tokenize("x", tokenizer="spacy")
+
+
+def test_encode_drops_unknown_words_and_pads():
+    ids = encode(["a b zz", "zz", "b"], {"a": 0, "b": 1}, tokenizer="regex")
+    assert ids.tolist() == [[1, 2], [0, 0], [2, 0]]
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_jsonl_loader_reads_and_skips_blank_and_empty_text(tmp_path):
+    p = _write(
+        tmp_path / "d.jsonl",
+        '{"text": "hello", "label": "a"}\n\n{"text": "  ", "label": "b"}\n{"text": "x", "label": 3}\n',
+    )
+    ds = load_dataset(p)
+    assert ds.texts == ["hello", "x"] and ds.labels == ["a", "3"]
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ('{"text": "ok", "label": "a"}\n{"text": "broken"\n', ":2: malformed JSON"),
+        ('{"text": "ok", "label": "a"}\n{"text": "no label"}\n', ":2: missing key 'label'"),
+        ("[1, 2]\n", ":1: expected a JSON object"),
+        ('{"text": 5, "label": "a"}\n', ":1: 'text' must be a string"),
+    ],
+)
+def test_jsonl_loader_reports_file_and_line(tmp_path, body, message):
+    p = _write(tmp_path / "bad.jsonl", body)
+    with pytest.raises(TaskspecError) as err:
+        load_dataset(p)
+    assert str(p) + message in str(err.value)
+
+
+def test_tsv_loader_uses_named_columns_and_reports_bad_lines(tmp_path):
+    opts = DataOptions(text_column="text", label_column="category")
+    p = _write(tmp_path / "d.tsv", "index_id\tcategory\ttext\n1\tsports\tA goal!\n2\ttravel\tBy train\n")
+    ds = load_dataset(p, options=opts)
+    assert ds.labels == ["sports", "travel"] and ds.texts[0] == "A goal!"
+    bad = _write(tmp_path / "bad.tsv", "index_id\tcategory\ttext\n1\tsports\tok\n2\tonly two\n")
+    with pytest.raises(TaskspecError, match=r"bad\.tsv:3: expected 3 tab-separated fields, got 2"):
+        load_dataset(bad, options=opts)
+    with pytest.raises(TaskspecError, match=r"d\.tsv:1: header has no column 'label'"):
+        load_dataset(p)
+
+
+def test_dataset_errors_for_missing_empty_and_unknown_format(tmp_path):
+    with pytest.raises(TaskspecError, match="file not found"):
+        load_dataset(tmp_path / "nope.jsonl")
+    with pytest.raises(TaskspecError, match="dataset is empty"):
+        load_dataset(_write(tmp_path / "e.jsonl", "\n"))
+    with pytest.raises(TaskspecError, match="cannot infer the data format"):
+        load_dataset(_write(tmp_path / "d.csv", "a,b\n"))
+
+
+@pytest.mark.parametrize(
+    "polarities, three, binary",
+    [
+        (["positive"], "positive", "positive"),
+        (["negative", "negative"], "negative", "negative"),
+        (["neutral"], "neutral", None),
+        (["positive", "negative"], None, None),
+        (["positive", "neutral"], None, None),
+        (["conflict"], None, None),
+        ([], None, None),
+    ],
+)
+def test_absa_sentence_label_rule(polarities, three, binary):
+    assert absa_sentence_label(polarities, mode="three") == three
+    assert absa_sentence_label(polarities, mode="binary") == binary
+
+
+ABSA_XML = """<?xml version='1.0' encoding='UTF-8'?>
+<Reviews><Review><sentences>
+<sentence id="1"><text>Great food .</text><Opinions>
+  <Opinion target="food" polarity="positive"/><Opinion target="x" polarity="positive"/></Opinions></sentence>
+<sentence id="2"><text>Bad service but nice view .</text><Opinions>
+  <Opinion polarity="negative"/><Opinion polarity="positive"/></Opinions></sentence>
+<sentence id="3"><text>We went on Tuesday .</text></sentence>
+<sentence id="4"><text>It was ok .</text><Opinions><Opinion polarity="neutral"/></Opinions></sentence>
+<sentence id="5"><text></text><Opinions><Opinion polarity="negative"/></Opinions></sentence>
+<sentence id="6"><text>Awful .</text><Opinions><Opinion polarity="negative"/></Opinions></sentence>
+</sentences></Review></Reviews>
+"""
+
+
+def test_absa_xml_loader_applies_label_rule(tmp_path):
+    p = _write(tmp_path / "r.xml", ABSA_XML)
+    three = load_dataset(p)
+    assert three.texts == ["Great food .", "It was ok .", "Awful ."]
+    assert three.labels == ["positive", "neutral", "negative"]
+    binary = load_dataset(p, options=DataOptions(absa_labels="binary"))
+    assert binary.labels == ["positive", "negative"]
+
+
+def test_absa_xml_loader_reports_parse_error_line(tmp_path):
+    p = _write(tmp_path / "bad.xml", "<Reviews>\n<sentence>\n<text>x</sentence>\n</Reviews>\n")
+    with pytest.raises(TaskspecError, match=r"bad\.xml:3: malformed XML"):
+        load_dataset(p)
+
+
+# --------------------------------------------------------------------------- embeddings
+
+
+def test_word2vec_loader_drops_zero_rows_and_duplicates(tmp_path):
+    p = _write(tmp_path / "v.vec", "4 2\na 1 0\nb 0 0\na 5 5\nc 0.5 0.5\n")
+    emb = load_embeddings(p)
+    assert emb.words == ["a", "c"]
+    assert emb.vectors.dtype == np.float32 and emb.vectors.tolist() == [[1, 0], [0.5, 0.5]]
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("2 3\na 1 2 3\nb 1 2\n", r"v\.vec:3: expected a word and 3 numbers, got 2"),
+        ("2 2\na 1 x\n", r"v\.vec:2: non-numeric"),
+        ("a 1 2\n", r"v\.vec:1: expected a header"),
+    ],
+)
+def test_word2vec_loader_reports_file_and_line(tmp_path, body, message):
+    with pytest.raises(TaskspecError, match=message):
+        load_embeddings(_write(tmp_path / "v.vec", body))
+
+
+def test_npz_loader_reads_keys_without_pickle(tmp_path):
+    p = tmp_path / "v.npz"
+    np.savez(p, fr__words=np.array(["chat", "chien"]), fr__vecs=np.eye(2, dtype=np.float16))
+    emb = load_embeddings(p, key="fr")
+    assert emb.words == ["chat", "chien"] and emb.dim == 2
+    with pytest.raises(TaskspecError, match=r"no embeddings for key 'de' \(available: fr\)"):
+        load_embeddings(p, key="de")
+
+
+def test_rescaled_sets_mean_norm_and_is_idempotent():
+    emb = Embeddings(["a", "b"], np.array([[3.0, 4.0], [0.0, 1.0]], dtype=np.float32))
+    r = emb.rescaled()
+    assert np.linalg.norm(r.vectors, axis=1).mean() == pytest.approx(np.sqrt(2), rel=1e-5)
+    assert r.rescaled() is r
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+BASE_CONFIG = {
+    "source": {"lang": "en", "train": "en/train.jsonl", "dev": "en/dev.jsonl", "embeddings": "en.vec"},
+    "target": [{"lang": "fr", "test": "fr/test.jsonl", "embeddings": "fr.vec"}],
+}
+
+
+def _config(**overrides):
+    raw = json.loads(json.dumps(BASE_CONFIG))
+    raw.update(overrides)
+    return raw
+
+
+def test_config_defaults_and_relative_paths(tmp_path):
+    cfg = parse_config(_config(), base=tmp_path)
+    assert cfg.seeds == 3 and cfg.k_grid == (1, 2, 3, 5, 10, 20, 50) and cfg.methods == ALL_METHODS
+    assert cfg.source.train == tmp_path / "en" / "train.jsonl"
+    assert cfg.targets[0].embeddings_key == "fr" and cfg.targets[0].tokenizer == "regex"
+    assert cfg.train == TrainOptions()
+
+
+def test_config_data_defaults_apply_to_languages(tmp_path):
+    raw = _config(data={"format": "tsv", "label_column": "category", "embeddings": "all.npz"})
+    del raw["target"][0]["embeddings"]
+    cfg = parse_config(raw, base=tmp_path)
+    assert cfg.targets[0].embeddings == tmp_path / "all.npz"
+    assert cfg.targets[0].data.format == "tsv" and cfg.source.data.label_column == "category"
+    assert cfg.source.embeddings == tmp_path / "en.vec"  # a language's own key wins
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"sedes": 3}, "unknown key.*sedes"),
+        ({"seeds": "3"}, "seeds must be int, got str"),
+        ({"seeds": True}, "seeds must be int, got bool"),
+        ({"seeds": 0}, "seeds must be >= 1"),
+        ({"k_grid": [1, 0]}, "k_grid must be a non-empty list of positive integers"),
+        ({"methods": ["clwe_fixed", "magic"]}, "unknown method.*magic"),
+        ({"train": {"epochs": 2.5}}, "train.epochs must be int"),
+        ({"train": {"lr": 0}}, "train.lr must be > 0"),
+        ({"train": {"learning_rate": 1}}, r"unknown key.*learning_rate.*\[train\]"),
+        ({"target": []}, "at least one"),
+    ],
+)
+def test_config_validation_errors(tmp_path, overrides, message):
+    with pytest.raises(TaskspecError, match=message):
+        parse_config(_config(**overrides), base=tmp_path)
+
+
+def test_config_language_errors(tmp_path):
+    raw = _config()
+    raw["target"][0]["colour"] = "red"
+    with pytest.raises(TaskspecError, match=r"unknown key.*colour.*target\[0\]"):
+        parse_config(raw, base=tmp_path)
+    raw = _config()
+    del raw["target"][0]["test"]
+    with pytest.raises(TaskspecError, match=r"target\[0\] \(fr\)\.test is required"):
+        parse_config(raw, base=tmp_path)
+    raw = _config()
+    raw["source"]["format"] = "csv"
+    with pytest.raises(TaskspecError, match="source.format must be one of"):
+        parse_config(raw, base=tmp_path)
+
+
+def test_load_config_reports_missing_and_invalid_toml(tmp_path):
+    with pytest.raises(TaskspecError, match="config file not found"):
+        load_config(tmp_path / "none.toml")
+    with pytest.raises(TaskspecError, match="invalid TOML"):
+        load_config(_write(tmp_path / "bad.toml", "seeds = = 3\n"))
+
+
+# --------------------------------------------------------------------------- model & projection
+
+
+def _toy_task(rng: np.random.Generator):
+    """Two-class toy data whose classes are two word groups of a random embedding table."""
+    words = [f"w{i}" for i in range(40)]
+    vecs = rng.normal(size=(40, 8)).astype(np.float32)
+    vecs[:20, 0] += 2.0
+    emb = Embeddings(words, vecs)
+
+    def sample(n):
+        from taskspec_rs.data import Dataset
+
+        texts, labels = [], []
+        for _ in range(n):
+            c = int(rng.integers(2))
+            ids = rng.integers(0, 20, size=6) + 20 * c
+            texts.append(" ".join(words[i] for i in ids))
+            labels.append("ab"[c])
+        return Dataset(texts, labels, Path("toy"))
+
+    return emb, sample(200), sample(60)
+
+
+def test_train_save_load_round_trip(tmp_path):
+    emb, train, dev = _toy_task(np.random.default_rng(0))
+    opts = TrainOptions(epochs=5, hidden=16)
+    model = train_classifier(train, dev, emb, labels=["a", "b"], lang="xx", tokenizer="regex", options=opts)
+    assert model.accuracy(dev) > 0.9
+    out = model.save(tmp_path / "m")
+    assert sorted(p.name for p in out.iterdir()) == ["labels.txt", "model.json", "vocab.txt", "weights.pt", "x_gen.npy"]
+    loaded = TaskModel.load(out)
+    assert loaded.words == model.words and loaded.labels == ["a", "b"] and loaded.kind == "opt"
+    assert loaded.predict(dev.texts) == model.predict(dev.texts)
+    np.testing.assert_allclose(loaded.network.word_vectors(), model.network.word_vectors())
+    with pytest.raises(TaskspecError, match="exists and is not empty"):
+        model.save(out)
+    with pytest.raises(TaskspecError, match="not a model directory"):
+        TaskModel.load(tmp_path)
+
+
+def test_untrained_words_keep_their_general_vectors():
+    emb, train, dev = _toy_task(np.random.default_rng(1))
+
+    def keep(ds):  # words w0, w4, w8, ... never occur in train or dev
+        return dataclasses.replace(ds, texts=[" ".join(w for w in t.split() if int(w[1:]) % 4) for t in ds.texts])
+
+    train, dev = keep(train), keep(dev)
+    seen = {w for t in train.texts + dev.texts for w in t.split()}
+    model = train_classifier(
+        train, dev, emb, labels=["a", "b"], lang="xx", tokenizer="regex", options=TrainOptions(epochs=2, rescale=False)
+    )
+    x_spec = model.network.word_vectors()
+    unseen = [i for i, w in enumerate(emb.words) if w not in seen]
+    trained = [i for i, w in enumerate(emb.words) if w in {x for t in train.texts for x in t.split()}]
+    assert unseen and trained
+    np.testing.assert_array_equal(x_spec[unseen], emb.vectors[unseen])
+    assert not np.allclose(x_spec[trained], emb.vectors[trained])
+
+
+def test_llm_projections_match_engine_llm_project():
+    rng = np.random.default_rng(2)
+    x_gen = rng.normal(size=(50, 6)).astype(np.float32)
+    x_spec = rng.normal(size=(50, 4)).astype(np.float32)
+    y_gen = rng.normal(size=(7, 6)).astype(np.float32)
+    multi = llm_projections(x_gen, x_spec, y_gen, [1, 3, 10], reg=1e-3)
+    for k in (1, 3, 10):
+        np.testing.assert_allclose(multi[k], llm_project(x_gen, y_gen, x_spec, k, reg=1e-3), rtol=1e-4, atol=1e-5)
+    # self-projection of a subset of source rows equals exclude_self on the whole vocabulary
+    rows = np.array([3, 17, 40])
+    own = llm_projections(x_gen, x_spec, x_gen[rows], [5], self_rows=rows)[5]
+    full = llm_project(x_gen, x_gen, x_spec, 5, exclude_self=True)
+    np.testing.assert_allclose(own, full[rows], rtol=1e-4, atol=1e-5)
+
+
+def test_project_model_swaps_in_target_vocabulary():
+    emb, train, dev = _toy_task(np.random.default_rng(3))
+    model = train_classifier(
+        train, dev, emb, labels=["a", "b"], lang="src", tokenizer="regex", options=TrainOptions(epochs=8, hidden=16)
+    )
+    assert model.accuracy(dev) > 0.9
+    target = Embeddings([f"t{i}" for i in range(40)], emb.vectors + 0.01)
+    projected = project_model(model, target, lang="tgt", tokenizer="regex", method="llm", k=3)
+    assert projected.words == target.words and projected.lang == "tgt" and projected.info["k"] == 3
+    texts = [t.replace("w", "t") for t in dev.texts]
+    assert np.mean(np.array(projected.predict(texts)) == np.array(dev.labels)) > 0.9
+    with pytest.raises(TaskspecError, match="dimension mismatch"):
+        project_model(model, Embeddings(["z"], np.ones((1, 3), np.float32)), lang="t", tokenizer="regex")
+
+
+# --------------------------------------------------------------------------- real data (reduced)
+
+
+@pytest.mark.skipif(not (SHARED / "sib200").is_dir(), reason=f"shared data not found at {SHARED}")
+def test_reduced_sib200_experiment_is_well_above_chance(tmp_path):
+    from taskspec_rs.evaluate import run_experiment
+
+    sib = SHARED / "sib200"
+    vec = SHARED / "vectors" / "use_m3_512d_fp16.npz"
+    raw = {
+        "seeds": 1,
+        "k_grid": [1, 5, 20],
+        "methods": ["clwe_fixed", "clwe_opt_llm_ktask", "clwe_opt_llm_ktasklang"],
+        "data": {"format": "tsv", "label_column": "category", "embeddings": str(vec)},
+        "train": {"epochs": 8},
+        "source": {"lang": "en", "train": str(sib / "eng_Latn/train.tsv"), "dev": str(sib / "eng_Latn/dev.tsv")},
+        "target": [
+            {"lang": "fr", "test": str(sib / "fra_Latn/test.tsv"), "dev": str(sib / "fra_Latn/dev.tsv")},
+            {"lang": "de", "test": str(sib / "deu_Latn/test.tsv")},
+        ],
+    }
+    result = run_experiment(parse_config(raw, base=tmp_path))
+    summary = result.summary()
+    assert set(summary) == {"clwe_fixed", "clwe_opt_llm_ktask", "clwe_opt_llm_ktasklang"}
+    assert set(summary["clwe_opt_llm_ktasklang"]) == {"fr"}  # de has no dev set
+    for method, by_lang in summary.items():
+        for lang, r in by_lang.items():
+            assert r["mean"] > 0.5, (method, lang, r)  # chance is 1/7
+    assert result.k["clwe_opt_llm_ktask"]["fr"][0] in (1, 5, 20)
