@@ -1,4 +1,4 @@
-"""Command-line interface: ``taskspec-rs eval|train|project|predict``.
+"""Command-line interface: ``taskspec-rs eval|train|project|predict|align``.
 
 User mistakes (missing files, malformed data, bad configuration or options)
 are reported as one line on stderr with exit status 2; see ``docs/USAGE.md``.
@@ -231,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=cmd_project)
 
+    sub.add_parser("align", help="align two embedding spaces (Procrustes + self-learning); see align --help")
+
     p = sub.add_parser("predict", help="classify texts with a saved model")
     p.add_argument("model", help="model directory (source or projected)")
     p.add_argument("input", help="texts: .txt (one per line), .jsonl, .tsv or ABSA .xml")
@@ -245,6 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``taskspec-rs`` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["align"]:  # its own parser: taskspec_rs.align.main_align
+        from .align import main_align
+
+        return main_align(argv[1:])
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
