@@ -50,3 +50,9 @@ def record(name: str, row: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     with open(RESULTS / f"{name}.jsonl", "a", encoding="utf-8") as f:
         f.write(json.dumps(row) + "\n")
+
+
+def pytest_collection_modifyitems(items):
+    """Benchmarks may run long: lift the test suite's deadlock timeout for them."""
+    for item in items:
+        item.add_marker(pytest.mark.timeout(7200))
