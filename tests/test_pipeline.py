@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from taskspec_rs.config import ALL_METHODS, TaskspecError, TrainOptions, load_config, parse_config
+from taskspec_rs.config import ALL_METHODS, DEFAULT_METHODS, TaskspecError, TrainOptions, load_config, parse_config
 from taskspec_rs.data import (
     DataOptions,
     Embeddings,
@@ -206,7 +206,7 @@ def _config(**overrides):
 
 def test_config_defaults_and_relative_paths(tmp_path):
     cfg = parse_config(_config(), base=tmp_path)
-    assert cfg.seeds == 3 and cfg.k_grid == (1, 2, 3, 5, 10, 20, 50) and cfg.methods == ALL_METHODS
+    assert cfg.seeds == 3 and cfg.k_grid == (1, 2, 3, 5, 10, 20, 50) and cfg.methods == DEFAULT_METHODS
     assert cfg.source.train == tmp_path / "en" / "train.jsonl"
     assert cfg.targets[0].embeddings_key == "fr" and cfg.targets[0].tokenizer == "regex"
     assert cfg.train == TrainOptions()
@@ -382,3 +382,127 @@ def test_reduced_sib200_experiment_is_well_above_chance(tmp_path):
         for lang, r in by_lang.items():
             assert r["mean"] > 0.5, (method, lang, r)  # chance is 1/7
     assert result.k["clwe_opt_llm_ktask"]["fr"][0] in (1, 5, 20)
+
+
+# --------------------------------------------------------------------------- beyond the paper
+
+
+def test_new_methods_are_known_but_not_default(tmp_path):
+    from taskspec_rs.config import parse_methods
+
+    new = {"clwe_opt_orth", "clwe_opt_llm_csls_ktask", "clwe_opt_llm_margin"}
+    assert new <= set(ALL_METHODS) and not new & set(DEFAULT_METHODS)
+    assert parse_methods("clwe_opt_llm_margin,clwe_opt_lp,clwe_opt_llm_csls_ktask") == (
+        "clwe_opt_lp",
+        "clwe_opt_llm_csls_ktask",
+        "clwe_opt_llm_margin",
+    )
+    cfg = parse_config(_config(csls_k=5, margin_grid=[0.1, 0, 0.05], train={"normalize": "center"}), base=tmp_path)
+    assert cfg.csls_k == 5 and cfg.margin_grid == (0.0, 0.05, 0.1) and cfg.train.normalize == "center"
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"csls_k": 0}, "csls_k must be >= 1"),
+        ({"margin_grid": [0.1, -1]}, "margin_grid must be"),
+        ({"margin_grid": []}, "margin_grid must be"),
+        ({"margin_grid": [True]}, "margin_grid must be"),
+        ({"train": {"normalize": "l2"}}, "train.normalize must be one of none, center, unit_center_unit"),
+        ({"train": {"normalize": 1}}, "train.normalize must be str"),
+    ],
+)
+def test_beyond_config_validation_errors(tmp_path, overrides, message):
+    with pytest.raises(TaskspecError, match=message):
+        parse_config(_config(**overrides), base=tmp_path)
+
+
+def test_csls_llm_projections_match_engine():
+    from taskspec_rs.train import llm_neighbors
+
+    rng = np.random.default_rng(4)
+    x_gen = rng.normal(size=(60, 6)).astype(np.float32)
+    x_spec = rng.normal(size=(60, 4)).astype(np.float32)
+    y_gen = rng.normal(size=(9, 6)).astype(np.float32)
+    multi = llm_projections(x_gen, x_spec, y_gen, [2, 5], metric="csls", csls_k=4)
+    for k in (2, 5):
+        ref = llm_project(x_gen, y_gen, x_spec, k, metric="csls", csls_k=4)
+        np.testing.assert_allclose(multi[k], ref, rtol=1e-4, atol=1e-5)
+    # the hub penalty changes the neighbours compared with cosine
+    _, cos_idx = llm_neighbors(x_gen, y_gen, 5)
+    _, csls_idx = llm_neighbors(x_gen, y_gen, 5, metric="csls", csls_k=4)
+    assert (cos_idx != csls_idx).any()
+    # a precomputed penalty r(x) (cached across seeds by run_experiment) gives the same neighbours
+    from taskspec_rs.project import hub_scores
+
+    _, cached = llm_neighbors(x_gen, y_gen, 5, metric="csls", csls_penalty=hub_scores(x_gen, y_gen, 4))
+    np.testing.assert_array_equal(cached, csls_idx)
+    # source self-projection with CSLS equals exclude_self on the whole vocabulary
+    rows = np.array([1, 30, 59])
+    own = llm_projections(x_gen, x_spec, x_gen[rows], [4], self_rows=rows, metric="csls", csls_k=4)[4]
+    full = llm_project(x_gen, x_gen, x_spec, 4, exclude_self=True, metric="csls", csls_k=4)
+    np.testing.assert_allclose(own, full[rows], rtol=1e-4, atol=1e-5)
+    with pytest.raises(TaskspecError, match="unknown neighbour metric"):
+        llm_neighbors(x_gen, y_gen, 3, metric="dot")
+
+
+def test_margin_projections_match_engine_and_adapt_k():
+    from taskspec_rs.train import llm_margin_projections, llm_neighbors
+
+    rng = np.random.default_rng(5)
+    x_gen = rng.normal(size=(80, 6)).astype(np.float32)
+    x_spec = rng.normal(size=(80, 3)).astype(np.float32)
+    y_gen = rng.normal(size=(12, 6)).astype(np.float32)
+    nb = llm_neighbors(x_gen, y_gen, 8)
+    out = llm_margin_projections(x_gen, x_spec, y_gen, [0.0, 0.1, 10.0], nb)
+    for m, (y_spec, counts) in out.items():
+        ref = llm_project(x_gen, y_gen, x_spec, 8, margin=m)
+        np.testing.assert_allclose(y_spec, ref, rtol=1e-4, atol=1e-5)
+        assert counts.min() >= 1 and counts.max() <= 8
+    assert (out[0.0][1] == 1).all() and (out[10.0][1] == 8).all()
+    np.testing.assert_allclose(out[0.0][0], llm_projections(x_gen, x_spec, y_gen, [1])[1], rtol=1e-4, atol=1e-5)
+
+
+def test_normalize_vectors_modes():
+    from taskspec_rs.train import normalize_vectors
+
+    v = np.random.default_rng(6).normal(loc=3.0, size=(50, 8)).astype(np.float32)
+    assert normalize_vectors(v, "none") is v
+    np.testing.assert_allclose(normalize_vectors(v, "center").mean(axis=0), 0, atol=1e-5)
+    ucu = normalize_vectors(v, "unit_center_unit")
+    np.testing.assert_allclose(np.linalg.norm(ucu, axis=1), 1, atol=1e-5)
+    with pytest.raises(TaskspecError, match="unknown normalisation"):
+        normalize_vectors(v, "pca")
+
+
+def test_orth_projection_in_project_model():
+    emb, train, dev = _toy_task(np.random.default_rng(7))
+    model = train_classifier(
+        train, dev, emb, labels=["a", "b"], lang="src", tokenizer="regex", options=TrainOptions(epochs=4, hidden=16)
+    )
+    target = Embeddings([f"t{i}" for i in range(40)], emb.vectors + 0.01)
+    projected = project_model(model, target, lang="tgt", tokenizer="regex", method="orth")
+    assert projected.info["projection"] == "orth" and projected.network.word_vectors().shape == (40, 8)
+
+
+def test_demo_experiment_with_new_methods_and_normalisation(tmp_path):
+    from taskspec_rs.demo import write_demo
+    from taskspec_rs.evaluate import run_experiment, write_results
+
+    cfg = load_config(write_demo(tmp_path / "demo"))
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=4, normalize="unit_center_unit"))
+    methods = ["clwe_opt_llm_ktask", "clwe_opt_llm_csls_ktask", "clwe_opt_llm_margin", "clwe_opt_orth"]
+    result = run_experiment(cfg, seeds=1, methods=methods)
+    summary = result.summary()
+    assert set(summary) == set(methods)
+    for method in methods:
+        assert summary[method]["tga"]["mean"] > 0.5, method  # 4 topics: chance 0.25
+    diag = result.diagnostics
+    assert diag["clwe_opt_llm_margin"]["tga"][0]["margin"] in cfg.margin_grid
+    for method in ("clwe_opt_llm_ktask", "clwe_opt_llm_csls_ktask"):
+        d = diag[method]["tga"][0]
+        assert d["k"] == result.k[method]["tga"][0] and 0 < d["top_share"] <= 1 and len(d["hubs"]) == 5
+    write_results(result, tmp_path / "out")
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert "chosen margin" in md and "Neighbour hubness" in md
+    assert "diagnostics" in json.loads((tmp_path / "out" / "results.json").read_text())

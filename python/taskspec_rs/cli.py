@@ -1,4 +1,4 @@
-"""Command-line interface: ``taskspec-rs eval|train|project|predict|align``.
+"""Command-line interface: ``taskspec-rs eval|train|project|predict|analyze|align``.
 
 User mistakes (missing files, malformed data, bad configuration or options)
 are reported as one line on stderr with exit status 2; see ``docs/USAGE.md``.
@@ -86,6 +86,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from .analyze import run_analysis
+
+    config = load_config(args.config)
+    if args.seed < 0:
+        raise TaskspecError("--seed must be >= 0")
+    langs = [x.strip() for x in args.lang.split(",") if x.strip()] if args.lang else None
+    words = [x.strip() for x in args.words.split(",") if x.strip()] if args.words else None
+    out = _prepare_out(Path(args.out), force=args.force)
+    paths = run_analysis(
+        config, out, seed=args.seed, langs=langs, words=words, progress=not args.quiet, log=_log(args.quiet)
+    )
+    print(f"wrote {', '.join(str(p) for p in paths)}")
+    return 0
+
+
 # --------------------------------------------------------------------------- train / project / predict
 
 
@@ -97,7 +113,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
         raise TaskspecError(f"--out {out} exists and is not empty (use --force to replace it)")
-    src = load_language(config.source, labels=config.labels, rescale=config.train.rescale)
+    src = load_language(
+        config.source, labels=config.labels, rescale=config.train.rescale, normalize=config.train.normalize
+    )
     assert src.train is not None
     labels = list(config.labels) if config.labels else sorted(set(src.train.labels))
     model = train_classifier(
@@ -221,15 +239,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokenizer", choices=TOKENIZERS, help="default: janome for ja, else regex")
     p.add_argument(
         "--method",
-        choices=("llm", "lp", "gen"),
+        choices=("llm", "lp", "orth", "gen"),
         default="llm",
-        help="llm (default), lp, or gen (= use the general vectors, for fixed models)",
+        help="llm (default), lp, orth (Procrustes), or gen (= use the general vectors, for fixed models)",
     )
     p.add_argument("--k", type=int, default=10, help="neighbours for llm (default 10)")
     p.add_argument("--reg", type=float, default=1e-3, help="LLM regulariser (default 1e-3)")
     p.add_argument("--out", required=True, help="target model directory to create")
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=cmd_project)
+
+    p = sub.add_parser("analyze", help="train one model; plots and tables of neighbours, LLM weights, accuracy vs k")
+    p.add_argument("config", help="TOML configuration")
+    p.add_argument("--out", required=True, type=Path, help="output folder (refused if non-empty without --force)")
+    p.add_argument("--force", action="store_true", help="write into an existing non-empty --out")
+    p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    p.add_argument("--lang", help="comma-separated target languages (default: all of the config)")
+    p.add_argument("--words", help="comma-separated source words for the neighbour table (default: automatic)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
+    p.set_defaults(func=cmd_analyze)
 
     sub.add_parser("align", help="align two embedding spaces (Procrustes + self-learning); see align --help")
 

@@ -24,6 +24,8 @@ else:  # pragma: no cover - exercised only on old interpreters
 
 __all__ = [
     "ALL_METHODS",
+    "DEFAULT_METHODS",
+    "NORMALIZE_MODES",
     "DataOptions",
     "ExperimentConfig",
     "LanguageConfig",
@@ -38,11 +40,28 @@ ALL_METHODS: tuple[str, ...] = (
     "clwe_fixed",
     "clwe_fixed_nnmap",
     "clwe_opt_lp",
+    "clwe_opt_orth",
+    "clwe_opt_llm_k1",
+    "clwe_opt_llm_ktask",
+    "clwe_opt_llm_csls_ktask",
+    "clwe_opt_llm_margin",
+    "clwe_opt_llm_ktasklang",
+    "monolingual",
+)
+
+#: Methods run when a configuration does not list ``methods`` (the paper's seven).
+DEFAULT_METHODS: tuple[str, ...] = (
+    "clwe_fixed",
+    "clwe_fixed_nnmap",
+    "clwe_opt_lp",
     "clwe_opt_llm_k1",
     "clwe_opt_llm_ktask",
     "clwe_opt_llm_ktasklang",
     "monolingual",
 )
+
+#: Values of ``[train] normalize`` (general-space normalisation of every language).
+NORMALIZE_MODES = ("none", "center", "unit_center_unit")
 
 FORMATS = ("jsonl", "tsv", "absa_xml")
 ABSA_LABEL_MODES = ("three", "binary")
@@ -126,6 +145,7 @@ class TrainOptions:
     patience: int = 5
     nnmap_hidden: int = 0  # 0 → same as the embedding dimension
     rescale: bool = True  # scale vectors to mean norm sqrt(dim), see Embeddings.rescaled
+    normalize: str = "none"  # general-space normalisation before rescaling, see NORMALIZE_MODES
 
 
 @dataclass(frozen=True)
@@ -138,7 +158,9 @@ class ExperimentConfig:
     k_grid: tuple[int, ...] = (1, 2, 3, 5, 10, 20, 50)
     reg: float = 1e-3
     tasklang_dev_size: int = 100
-    methods: tuple[str, ...] = ALL_METHODS
+    csls_k: int = 10
+    margin_grid: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.2)
+    methods: tuple[str, ...] = DEFAULT_METHODS
     labels: tuple[str, ...] | None = None
     train: TrainOptions = field(default_factory=TrainOptions)
     path: Path | None = None
@@ -149,6 +171,8 @@ _TOP_KEYS = {
     "k_grid",
     "reg",
     "tasklang_dev_size",
+    "csls_k",
+    "margin_grid",
     "methods",
     "labels",
     "train",
@@ -249,7 +273,7 @@ def _parse_train(table: Any) -> TrainOptions:
     _check_keys(table, allowed, "[train]")
     values: dict[str, Any] = {}
     for f in dataclasses.fields(TrainOptions):
-        tp = {"float": (int, float), "bool": bool}.get(str(f.type), int)
+        tp = {"float": (int, float), "bool": bool, "str": str}.get(str(f.type), int)
         value = _get(table, f.name, tp, "train.", f.default)
         values[f.name] = float(value) if tp == (int, float) else value
     opts = TrainOptions(**values)
@@ -260,6 +284,7 @@ def _parse_train(table: Any) -> TrainOptions:
         raise TaskspecError("config: train.lr must be > 0")
     if not 0.0 <= opts.dropout < 1.0:
         raise TaskspecError("config: train.dropout must be in [0, 1)")
+    _choice(opts.normalize, NORMALIZE_MODES, "train.normalize")
     if opts.hidden < 0 or opts.patience < 0 or opts.nnmap_hidden < 0:
         raise TaskspecError("config: train.hidden, train.patience and train.nnmap_hidden must be >= 0")
     return opts
@@ -321,7 +346,15 @@ def parse_config(raw: Mapping[str, Any], *, base: Path, path: Path | None = None
     dev_size = _get(raw, "tasklang_dev_size", int, "", 100)
     if dev_size < 1:
         raise TaskspecError("config: tasklang_dev_size must be >= 1")
-    methods_raw = _get(raw, "methods", list, "", list(ALL_METHODS))
+    csls_k = _get(raw, "csls_k", int, "", 10)
+    if csls_k < 1:
+        raise TaskspecError("config: csls_k must be >= 1")
+    margin_raw = _get(raw, "margin_grid", list, "", [0.0, 0.02, 0.05, 0.1, 0.2])
+    if not margin_raw or not all(
+        isinstance(m, (int, float)) and not isinstance(m, bool) and 0 <= m < float("inf") for m in margin_raw
+    ):
+        raise TaskspecError("config: margin_grid must be a non-empty list of finite numbers >= 0")
+    methods_raw = _get(raw, "methods", list, "", list(DEFAULT_METHODS))
     methods = parse_methods(methods_raw)
     labels_raw = _get(raw, "labels", list, "", None)
     if labels_raw is not None and not (labels_raw and all(isinstance(x, str) for x in labels_raw)):
@@ -333,6 +366,8 @@ def parse_config(raw: Mapping[str, Any], *, base: Path, path: Path | None = None
         k_grid=tuple(sorted(set(k_grid_raw))),
         reg=reg,
         tasklang_dev_size=dev_size,
+        csls_k=csls_k,
+        margin_grid=tuple(sorted({float(m) for m in margin_raw})),
         methods=methods,
         labels=None if labels_raw is None else tuple(labels_raw),
         train=_parse_train(raw.get("train", {})),

@@ -12,21 +12,53 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from . import _core
 from .config import TaskspecError, TrainOptions
 from .data import Dataset, Embeddings, encode
 from .model import BagClassifier, TaskModel, default_device, label_indices, predict_ids
-from .project import knn, llm_weights, lp_project
+from .project import hub_scores, knn, llm_weights, lp_project, orthogonal_project
 
 __all__ = [
+    "NORMALIZATIONS",
     "PROJECTIONS",
+    "llm_margin_projections",
+    "llm_neighbors",
     "llm_projections",
+    "normalize_vectors",
     "project_model",
     "project_vectors",
     "train_classifier",
 ]
 
 #: Projection methods accepted by :func:`project_vectors`.
-PROJECTIONS = ("gen", "lp", "llm")
+PROJECTIONS = ("gen", "lp", "orth", "llm")
+
+#: General-space normalisations (``[train] normalize``), as VecMap step sequences.
+NORMALIZATIONS: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "center": ("center",),
+    "unit_center_unit": ("unit", "center", "unit"),
+}
+
+
+def normalize_vectors(vectors: np.ndarray, mode: str) -> np.ndarray:
+    """Normalise one language's general vectors (``mode`` in :data:`NORMALIZATIONS`).
+
+    ``"center"`` subtracts the language's mean vector, ``"unit_center_unit"``
+    is VecMap's unit length → mean centring → unit length.  Applied to the
+    whole embedding vocabulary of each language, before rescaling.
+    """
+    if mode not in NORMALIZATIONS:
+        raise TaskspecError(f"unknown normalisation {mode!r} (use {', '.join(NORMALIZATIONS)})")
+    if mode == "none":
+        return vectors
+    from .align import normalize_embeddings
+
+    out = normalize_embeddings(vectors, steps=NORMALIZATIONS[mode])
+    norms = np.linalg.norm(out, axis=1)
+    if not (norms > 0).all():
+        raise TaskspecError(f"normalisation {mode!r} produced a zero vector (row {int(np.argmin(norms))})")
+    return out
 
 
 def _seed_everything(seed: int) -> torch.Generator:
@@ -87,6 +119,8 @@ def train_classifier(
         "dropout": options.dropout,
         "nnmap_hidden": (options.nnmap_hidden or embeddings.dim) if kind == "nnmap" else 0,
     }
+    if options.normalize != "none":  # the caller normalised the vectors; projection must do the same
+        hparams["normalize"] = options.normalize
     vocab = embeddings.index()
     x_full = encode(train.texts, vocab, tokenizer=tokenizer)
     dev_full = encode(dev.texts, vocab, tokenizer=tokenizer) if dev is not None else None
@@ -161,6 +195,76 @@ def train_classifier(
     )
 
 
+def llm_neighbors(
+    x_gen: np.ndarray,
+    y_gen: np.ndarray,
+    kmax: int,
+    *,
+    self_rows: np.ndarray | None = None,
+    metric: str = "cosine",
+    csls_k: int = 10,
+    csls_targets: np.ndarray | None = None,
+    csls_penalty: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``kmax`` best source neighbours of every row of ``y_gen``, best first.
+
+    Parameters
+    ----------
+    x_gen, y_gen
+        General source vectors and the general vectors of the words to project.
+    kmax
+        Neighbours per word (clipped to the number of usable source words).
+    self_rows
+        See :func:`llm_projections` (a word is never its own neighbour).
+    metric
+        ``"cosine"`` ranks by ``cos(y, x)``; ``"csls"`` by ``cos(y, x) - r(x)/2``
+        where ``r(x)`` is the mean cosine of source word ``x`` to its ``csls_k``
+        nearest words of ``csls_targets`` (CSLS, Conneau et al. 2018, without the
+        target-side term, which does not change a target word's ranking).  With
+        ``self_rows`` the target vocabulary is the source one (``r`` computed with
+        ``exclude_self``).
+    csls_targets
+        The target vocabulary for ``r(x)`` (default ``y_gen``); ignored with ``self_rows``.
+    csls_penalty
+        Precomputed ``r(x)`` (one value per source row, e.g. cached across
+        seeds: it depends on the general vectors only); overrides ``csls_targets``.
+
+    Returns
+    -------
+    scores, indices
+        ``(n, kmax)`` float32 scores (cosine, or the CSLS score) and int64 source rows.
+    """
+    if metric not in ("cosine", "csls"):
+        raise TaskspecError(f"unknown neighbour metric {metric!r} (use cosine or csls)")
+    x_gen = np.ascontiguousarray(x_gen, dtype=np.float32)
+    y_gen = np.ascontiguousarray(y_gen, dtype=np.float32)
+    n_source = len(x_gen) - (1 if self_rows is not None else 0)
+    kmax = max(1, min(int(kmax), n_source))
+    extra = 1 if self_rows is not None else 0
+    bias = None
+    if metric == "csls":
+        if csls_penalty is not None:
+            r = np.asarray(csls_penalty, dtype=np.float32)
+            if r.shape != (len(x_gen),):
+                raise TaskspecError(f"csls_penalty: expected shape ({len(x_gen)},), got {r.shape}")
+        elif self_rows is not None:
+            r = hub_scores(x_gen, x_gen, csls_k, exclude_self=True)
+        else:
+            targets = y_gen if csls_targets is None else np.ascontiguousarray(csls_targets, dtype=np.float32)
+            r = hub_scores(x_gen, targets, min(csls_k, len(targets)))
+        bias = np.ascontiguousarray(-0.5 * r, dtype=np.float32)
+    if bias is None:
+        sims, idx = knn(y_gen, x_gen, kmax + extra)
+    else:
+        sims, idx = _core.knn(y_gen, x_gen, kmax + extra, base_bias=bias)
+    if self_rows is not None:
+        keep_first = idx != np.asarray(self_rows)[:, None]
+        order = np.argsort(~keep_first, axis=1, kind="stable")  # non-self first, order kept
+        idx = np.take_along_axis(idx, order, axis=1)[:, :kmax]
+        sims = np.take_along_axis(sims, order, axis=1)[:, :kmax]
+    return np.ascontiguousarray(sims), np.ascontiguousarray(idx)
+
+
 def llm_projections(
     x_gen: np.ndarray,
     x_spec: np.ndarray,
@@ -169,14 +273,18 @@ def llm_projections(
     *,
     reg: float = 1e-3,
     self_rows: np.ndarray | None = None,
+    metric: str = "cosine",
+    csls_k: int = 10,
+    csls_targets: np.ndarray | None = None,
+    neighbors: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[int, np.ndarray]:
     """Locally linear mapping for several ``k`` with one neighbour search.
 
     ``y_spec[i] = Σ_j w_ij x_spec[n_ij]`` where ``n_i`` are the ``k`` nearest
-    source words of ``y_gen[i]`` in the general space (cosine) and ``w_i``
-    the regularised reconstruction weights of ``y_gen[i]`` from
-    ``x_gen[n_i]`` (summing to 1).  For each ``k`` the result equals
-    ``llm_project(x_gen, y_gen, x_spec, k)``.
+    source words of ``y_gen[i]`` in the general space (cosine, or CSLS with
+    ``metric="csls"``) and ``w_i`` the regularised reconstruction weights of
+    ``y_gen[i]`` from ``x_gen[n_i]`` (summing to 1).  For each ``k`` the result
+    equals ``llm_project(x_gen, y_gen, x_spec, k, metric=metric)``.
 
     Parameters
     ----------
@@ -191,7 +299,13 @@ def llm_projections(
     self_rows
         When projecting source words onto the source vocabulary (k tuning on
         the source language), ``self_rows[i]`` is the source row of
-        ``y_gen[i]``; that row is never used as its own neighbour.
+        ``y_gen[i]``; that row is never used as its own neighbour (and CSLS
+        penalties are computed on the source vocabulary with ``exclude_self``).
+    metric, csls_k, csls_targets
+        Neighbour ranking, see :func:`llm_neighbors`.
+    neighbors
+        Precomputed ``(scores, indices)`` from :func:`llm_neighbors` with at
+        least ``max(ks)`` columns (then no search is run).
 
     Returns
     -------
@@ -199,20 +313,56 @@ def llm_projections(
         ``k → y_spec`` (``float32``, shape ``(len(y_gen), x_spec.shape[1])``).
     """
     ks = sorted(set(ks))
-    n_source = len(x_gen) - (1 if self_rows is not None else 0)
-    kmax = min(max(ks), n_source)
-    extra = 1 if self_rows is not None else 0
-    _, idx = knn(y_gen, x_gen, kmax + extra)
-    if self_rows is not None:
-        keep_first = idx != np.asarray(self_rows)[:, None]
-        order = np.argsort(~keep_first, axis=1, kind="stable")  # non-self first, order kept
-        idx = np.take_along_axis(idx, order, axis=1)[:, :kmax]
+    if neighbors is None:
+        neighbors = llm_neighbors(
+            x_gen, y_gen, max(ks), self_rows=self_rows, metric=metric, csls_k=csls_k, csls_targets=csls_targets
+        )
+    idx = neighbors[1]
+    kmax = idx.shape[1]
     out = {}
     for k in ks:
         kk = min(k, kmax)
         nbrs = np.ascontiguousarray(idx[:, :kk])
         weights = llm_weights(y_gen, x_gen, nbrs, reg=reg)
         out[k] = np.einsum("nk,nkd->nd", weights, x_spec[nbrs]).astype(np.float32)
+    return out
+
+
+def margin_counts(scores: np.ndarray, margin: float) -> np.ndarray:
+    """Adaptive k: per row, the number of neighbours scoring within ``margin`` of the best (≥ 1)."""
+    return np.maximum((scores >= scores[:, :1] - margin).sum(axis=1), 1)
+
+
+def llm_margin_projections(
+    x_gen: np.ndarray,
+    x_spec: np.ndarray,
+    y_gen: np.ndarray,
+    margins: Iterable[float],
+    neighbors: tuple[np.ndarray, np.ndarray],
+    *,
+    reg: float = 1e-3,
+) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+    """LLM with an adaptive k per word: each word keeps the neighbours within ``margin`` of its best.
+
+    ``neighbors`` = ``(scores, indices)`` of :func:`llm_neighbors`; their width
+    is the largest k allowed.  Equals ``llm_project(..., k=width, margin=m)``.
+
+    Returns
+    -------
+    dict
+        ``margin → (y_spec, k_per_word)``.
+    """
+    scores, idx = neighbors
+    out: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+    for m in sorted(set(float(v) for v in margins)):
+        counts = margin_counts(scores, m)
+        y_spec = np.empty((len(y_gen), x_spec.shape[1]), np.float32)
+        for c in np.unique(counts):
+            rows = np.flatnonzero(counts == c)
+            nbrs = np.ascontiguousarray(idx[rows, :c])
+            weights = llm_weights(y_gen[rows], x_gen, nbrs, reg=reg)
+            y_spec[rows] = np.einsum("nk,nkd->nd", weights, x_spec[nbrs])
+        out[m] = (y_spec, counts)
     return out
 
 
@@ -229,12 +379,15 @@ def project_vectors(
 
     ``"gen"`` returns ``y_gen`` unchanged (the ``clwe_fixed`` setting),
     ``"lp"`` uses the least-squares linear map :func:`~taskspec_rs.project.lp_project`,
+    ``"orth"`` the orthogonal (Procrustes) map :func:`~taskspec_rs.project.orthogonal_project`,
     ``"llm"`` the locally linear mapping with ``k`` neighbours.
     """
     if method == "gen":
         return np.asarray(y_gen, dtype=np.float32)
     if method == "lp":
         return lp_project(x_gen, x_spec, y_gen)
+    if method == "orth":
+        return orthogonal_project(x_gen, x_spec, y_gen)
     if method == "llm":
         return llm_projections(x_gen, x_spec, y_gen, [k], reg=reg)[k]
     raise TaskspecError(f"unknown projection {method!r} (use {', '.join(PROJECTIONS)})")
@@ -267,6 +420,9 @@ def project_model(
         raise TaskspecError(
             f"embedding dimension mismatch: target vectors have {target.dim}, source {model.x_gen.shape[1]}"
         )
+    normalize = model.hparams.get("normalize", "none")
+    if normalize != "none":
+        target = Embeddings(target.words, normalize_vectors(target.vectors, normalize))
     if model.hparams.get("rescale"):
         target = target.rescaled()
     y_spec = project_vectors(model.x_gen, model.network.word_vectors(), target.vectors, method=method, k=k, reg=reg)
