@@ -35,6 +35,30 @@ def clustered(n: int, d: int = DIM, *, centres: int = 500, seed: int = 0) -> np.
     return out
 
 
+def embedding_like(
+    n: int, d: int = DIM, *, latent: int = 64, centres: int = 2000, spread: float = 1.0, seed: int = 0
+) -> np.ndarray:
+    """Rows with the low intrinsic dimension of real word embeddings, float32.
+
+    A mixture of ``centres`` Gaussians in a ``latent``-dimensional space,
+    mapped linearly to ``d`` dimensions, plus small isotropic noise. Isotropic
+    300-d noise (``clustered``) is a worst case no word-embedding space looks
+    like; approximate search is benchmarked on this instead. The same
+    ``seed`` gives the same space (map and centres), so sources and targets
+    drawn with different ``sample`` seeds share it.
+    """
+    space = np.random.default_rng(1000)
+    proj = space.standard_normal((latent, d), dtype=np.float32) / np.sqrt(latent)
+    c = space.standard_normal((centres, latent), dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, d), np.float32)
+    for s in range(0, n, 100_000):
+        m = min(100_000, n - s)
+        z = c[rng.integers(0, centres, m)] + spread * rng.standard_normal((m, latent), dtype=np.float32)
+        out[s : s + m] = z @ proj + 0.05 * rng.standard_normal((m, d), dtype=np.float32)
+    return out
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _limit_threads():
     import taskspec_rs

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 import taskspec_rs as ts
-from conftest import DIM, LARGE, THREADS, K, clustered, record
+from conftest import DIM, LARGE, THREADS, K, embedding_like, record
 
 N_SOURCE, N_TARGET = (300_000, 1_000_000) if LARGE else (100_000, 100_000)
 EXACT_SAMPLE = 50_000
@@ -20,8 +20,8 @@ EXACT_SAMPLE = 50_000
 
 @pytest.fixture(scope="module")
 def data():
-    x = clustered(N_SOURCE, centres=2000, seed=11)
-    y = clustered(N_TARGET, centres=2000, seed=12)
+    x = embedding_like(N_SOURCE, seed=11)
+    y = embedding_like(N_TARGET, seed=12)
     xs = np.random.default_rng(13).standard_normal((N_SOURCE, 64), dtype=np.float32)
     return x, y, xs
 

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 import taskspec_rs as ts
-from conftest import DIM, LARGE, THREADS, K, clustered, record
+from conftest import DIM, LARGE, THREADS, K, embedding_like, record
 
 N_SOURCE = int(os.environ.get("TASKSPEC_SCALE_SOURCES", 200_000))
 N_TARGET = int(os.environ.get("TASKSPEC_SCALE_TARGETS", 2_000_000))
@@ -22,11 +22,11 @@ N_TARGET = int(os.environ.get("TASKSPEC_SCALE_TARGETS", 2_000_000))
 
 @pytest.mark.skipif(not LARGE, reason="set TASKSPEC_BENCH_LARGE=1 for the 200k x 2M scale run")
 def test_scale_run_hnsw(tmp_path):
-    x = clustered(N_SOURCE, centres=2000, seed=31)
+    x = embedding_like(N_SOURCE, seed=31)
     xs = np.random.default_rng(32).standard_normal((N_SOURCE, DIM), dtype=np.float32)
     y = np.lib.format.open_memmap(tmp_path / "y.npy", mode="w+", dtype=np.float32, shape=(N_TARGET, DIM))
     for s in range(0, N_TARGET, 200_000):
-        y[s : s + 200_000] = clustered(min(200_000, N_TARGET - s), centres=2000, seed=33 + s)
+        y[s : s + 200_000] = embedding_like(min(200_000, N_TARGET - s), seed=33 + s)
     y.flush()
     del y
     y = np.load(tmp_path / "y.npy", mmap_mode="r")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import taskspec_rs as ts
-from conftest import DIM, LARGE, THREADS, K, clustered, record
+from conftest import DIM, LARGE, THREADS, K, embedding_like, record
 
 N_TARGET = 10_000
 SOURCES = [10_000, 30_000, 100_000, 300_000, 1_000_000] if LARGE else [10_000, 30_000, 100_000]
@@ -17,10 +17,10 @@ _cache: dict = {}
 def data(m: int):
     if m not in _cache:
         _cache.clear()
-        x = clustered(m, centres=1000, seed=21)
+        x = embedding_like(m, seed=21)
         _cache[m] = (
             x,
-            clustered(N_TARGET, centres=1000, seed=22),
+            embedding_like(N_TARGET, seed=22),
             np.random.default_rng(23).standard_normal((m, DIM), dtype=np.float32),
         )
     return _cache[m]

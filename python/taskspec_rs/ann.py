@@ -23,7 +23,7 @@ from ._checks import as_matrix, check_num_threads, check_rows, progress_callback
 __all__ = ["DEFAULT_HNSW", "HnswIndex", "resolve_index"]
 
 #: Default index parameters: graph degree, build beam width, search beam width.
-DEFAULT_HNSW = {"M": 32, "ef_construction": 200, "ef": 96}
+DEFAULT_HNSW = {"M": 16, "ef_construction": 120, "ef": 80}
 
 
 class HnswIndex:
