@@ -39,8 +39,21 @@ def main() -> None:
         ours = next(r["seconds"] for r in llm if r["impl"].startswith("taskspec"))
         print("| llm_project 10k targets x 100k sources | seconds | taskspec-rs speed-up |\n|---|---|---|")
         for r in sorted(llm, key=lambda r: r["seconds"]):
+            print(f"| {r['impl']} | {r['seconds']:.2f} | {r['seconds'] / ours:.2f}x |")
+        print()
+    io = [r for r in latest(load(results, "load_vectors"), "impl") if "seconds" in r]
+    if io:
+        ours = next(r["seconds"] for r in io if r["impl"] == "taskspec_rs.load_vectors")
+        print("| load a 200k x 300 .vec file | seconds | vs taskspec-rs |\n|---|---|---|")
+        for r in sorted(io, key=lambda r: r["seconds"]):
             print(f"| {r['impl']} | {r['seconds']:.2f} | {r['seconds'] / ours:.1f}x |")
         print()
+    for r in latest(load(results, "scale"), "n_source", "n_target"):
+        print(
+            f"Scale run (HNSW): {r['n_source']} sources x {r['n_target']} targets x {r['d']}: {r['seconds']:.0f} s "
+            f"(index build {r['build_seconds']:.0f} s), peak RSS {r['peak_rss_mib']:.0f} MiB; "
+            f"{r['exact_agreement']:.3f} of sampled rows equal to the exact projection\n"
+        )
     for r in latest(load(results, "memory"), "n_source"):
         print(
             f"Memory: llm_project {r['n_target']} x {r['n_source']}: peak extra {r['extra_mib']:.0f} MiB "
@@ -62,7 +75,8 @@ def main() -> None:
 
         sizes = sorted({r["n_source"] for r in scaling})
         impls = sorted({r["impl"] for r in scaling})
-        print("| sources | " + " | ".join(impls) + " |\n|---" * (len(impls) + 1) + "|")
+        print("| sources (10k targets) | " + " | ".join(impls) + " |")
+        print("|---" * (len(impls) + 1) + "|")
         for m in sizes:
             cells = [
                 next((f"{r['seconds']:.2f}" for r in scaling if r["impl"] == i and r["n_source"] == m), "—")

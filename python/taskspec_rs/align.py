@@ -31,7 +31,6 @@ import argparse
 import numbers
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from ._checks import as_matrix, check_k, check_num_threads, check_rows
+from ._io import atomic_write
 from .project import knn
 
 __all__ = [
@@ -759,23 +759,6 @@ def _load_any(path: str, lang: Optional[str], flag: str) -> tuple[list[str], np.
     return words, vecs
 
 
-def _save_npy_atomic(path: Path, arr: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, arr)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _format_bli(res: dict[str, Any]) -> str:
     parts = [f"{m} " + " ".join(f"{k}={v:.3f}" for k, v in res[m].items()) for m in ("nn", "csls") if m in res]
     return f"{'; '.join(parts)} ({res['n_found']}/{res['n_source_words']} source words found)"
@@ -862,7 +845,7 @@ def main_align(argv: Optional[Sequence[str]] = None) -> int:
             after = bli_evaluate(sv, tv, sw, tw, test, W=W, csls_k=args.csls_k, num_threads=args.threads)
             say(f"BLI after alignment:  {_format_bli(after)}")
         if args.out:
-            _save_npy_atomic(Path(args.out), W)
+            atomic_write(args.out, lambda f: np.save(f, W))
             say(f"wrote {args.out}")
     except _UserError as exc:
         print(f"taskspec-rs align: error: {exc}", file=sys.stderr)

@@ -25,16 +25,15 @@ Every file is written atomically (temporary file in ``DIR``, then rename).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from ._io import atomic_write, atomic_write_text
 from .config import ExperimentConfig, TaskspecError
-from .data import Embeddings, atomic_write_text, encode, tokenize
+from .data import Embeddings, encode, tokenize
 from .evaluate import _accuracy, _best_k, _Split, load_language
 from .model import label_indices
 from .project import knn, llm_weights
@@ -43,17 +42,6 @@ from .train import llm_neighbors, llm_projections, train_classifier
 __all__ = ["choose_words", "run_analysis"]
 
 Log = Callable[[str], None]
-
-
-def _atomic_savefig(fig, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=100, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def choose_words(
@@ -222,7 +210,7 @@ def run_analysis(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2, loc="best")
     fig.tight_layout()
-    _atomic_savefig(fig, out / "k_curve.png")
+    atomic_write(out / "k_curve.png", lambda f: fig.savefig(f, dpi=100, format="png"))
     plt.close(fig)
     written.append(out / "k_curve.png")
 
@@ -250,7 +238,7 @@ def run_analysis(
         ax.set_title(f"|α| of LLM weights, k = {alpha_k}, targets: {', '.join(alphas)}", fontsize=10)
         ax.legend(fontsize=8)
         fig.tight_layout()
-        _atomic_savefig(fig, out / "alpha_hist.png")
+        atomic_write(out / "alpha_hist.png", lambda f: fig.savefig(f, dpi=100, format="png"))
         plt.close(fig)
         written.append(out / "alpha_hist.png")
 

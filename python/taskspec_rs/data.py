@@ -17,9 +17,7 @@ Malformed input raises :class:`~taskspec_rs.config.TaskspecError` with a
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._io import atomic_write_text
 from .config import DataOptions, TaskspecError
 
 __all__ = [
@@ -398,17 +397,3 @@ def load_embeddings(path: str | Path, *, key: str | None = None) -> Embeddings:
             raise TaskspecError(f"{path}: an embeddings_key is needed for .npz embeddings")
         return _load_npz(path, key)
     return _load_word2vec_text(path)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write a text file atomically (temporary file in the same folder + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

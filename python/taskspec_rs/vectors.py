@@ -44,13 +44,14 @@ from __future__ import annotations
 
 import numbers
 import os
-import tempfile
 from collections.abc import Sequence
-from typing import Any, Callable, Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 
 from . import _core
+from ._checks import check_num_threads
+from ._io import atomic_write
 
 __all__ = ["load_vectors", "save_vectors"]
 
@@ -108,16 +109,6 @@ def _limit(limit: Any) -> Optional[int]:
     if limit < 0:
         raise ValueError(f"limit: must be >= 0 or None, got {limit}")
     return int(limit)
-
-
-def _num_threads(num_threads: Any) -> Optional[int]:
-    if num_threads is None:
-        return None
-    if isinstance(num_threads, bool) or not isinstance(num_threads, numbers.Integral):
-        raise TypeError(f"num_threads: expected a positive int or None, got {num_threads!r}")
-    if num_threads <= 0:
-        raise ValueError(f"num_threads: must be a positive int or None, got {num_threads}")
-    return int(num_threads)
 
 
 def _words_path(path: str) -> str:
@@ -189,7 +180,7 @@ def load_vectors(
             limit=n,
             float64=dt == np.float64,
             keep_first=keep_first,
-            num_threads=_num_threads(num_threads),
+            num_threads=check_num_threads(num_threads),
         )
         if dt == np.float16:
             vectors = vectors.astype(np.float16)
@@ -256,50 +247,6 @@ def _load_npy(path: str, limit: Optional[int], dtype: np.dtype, keep_first: bool
     return words, vectors, dropped
 
 
-def _atomic_write(path: str, write: Callable[[Any], None]) -> None:
-    """Write through ``write(file)`` to a temporary file next to ``path``, fsync, rename."""
-    if os.path.isdir(path):
-        raise IsADirectoryError(21, "Is a directory", path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:
-        dfd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dfd)
-    except OSError:
-        pass
-    finally:
-        os.close(dfd)
-
-
-def _umask() -> int:
-    try:  # Linux: read it without changing it (os.umask would, racing other threads)
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def _save_npy(path: str, words: list[str], vectors: np.ndarray) -> None:
     seen: dict[str, int] = {}
     for i, w in enumerate(words):
@@ -313,8 +260,8 @@ def _save_npy(path: str, words: list[str], vectors: np.ndarray) -> None:
         row = int(np.argmin(finite))
         raise ValueError(f"vectors: row {row} ({words[row]!r}) contains NaN or inf")
     payload = "".join(w + "\n" for w in words).encode("utf-8")
-    _atomic_write(path, lambda f: np.save(f, vectors, allow_pickle=False))
-    _atomic_write(_words_path(path), lambda f: f.write(payload))
+    atomic_write(path, lambda f: np.save(f, vectors, allow_pickle=False))
+    atomic_write(_words_path(path), lambda f: f.write(payload))
 
 
 def save_vectors(
@@ -377,4 +324,4 @@ def save_vectors(
         _save_npy(p, words, np.ascontiguousarray(arr))
         return
     dt = np.float64 if arr.dtype == np.float64 else np.float32
-    _core.write_vectors(p, words, np.ascontiguousarray(arr, dtype=dt), fmt, num_threads=_num_threads(num_threads))
+    _core.write_vectors(p, words, np.ascontiguousarray(arr, dtype=dt), fmt, num_threads=check_num_threads(num_threads))
