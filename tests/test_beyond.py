@@ -87,3 +87,15 @@ def test_orthogonal_project_recovers_rotation():
     np.testing.assert_allclose(np.linalg.norm(s, axis=1), np.linalg.norm(Y, axis=1), rtol=1e-4)
     with pytest.raises(ValueError, match="x_spec"):
         ts.orthogonal_project(X, XS[:5], Y)
+
+
+def test_llm_from_neighbors_reuses_one_search():
+    sims, nb = ts.knn(Y, X, 8)
+    for k in (1, 4, 8):
+        got = ts.llm_from_neighbors(X, Y, XS, nb[:, :k])
+        np.testing.assert_allclose(got[0], ts.llm_project(X, Y, XS, k), atol=1e-6)
+    spec, nbm, _ = ts.llm_from_neighbors(X, Y, XS, nb, scores=sims, margin=0.02)
+    np.testing.assert_allclose(spec, ts.llm_project(X, Y, XS, 8, margin=0.02), atol=1e-6)
+    np.testing.assert_array_equal((nbm >= 0).sum(axis=1), ts.margin_counts(sims, 0.02))
+    with pytest.raises(ValueError, match="scores"):
+        ts.llm_from_neighbors(X, Y, XS, nb, margin=0.1)

@@ -7,7 +7,18 @@ classify text in languages without labelled data.
 
 from ._core import __version__, build_profile, default_num_threads
 from .ann import HnswIndex
-from .project import NumericalError, hub_scores, hubness, knn, llm_project, llm_weights, lp_project, orthogonal_project
+from .project import (
+    NumericalError,
+    hub_scores,
+    hubness,
+    knn,
+    llm_from_neighbors,
+    llm_project,
+    llm_weights,
+    lp_project,
+    margin_counts,
+    orthogonal_project,
+)
 from .vectors import load_vectors, save_vectors
 
 __all__ = [
@@ -19,10 +30,12 @@ __all__ = [
     "hub_scores",
     "hubness",
     "knn",
+    "llm_from_neighbors",
     "llm_project",
     "llm_weights",
     "load_vectors",
     "lp_project",
+    "margin_counts",
     "orthogonal_project",
     "save_vectors",
 ]

@@ -362,30 +362,76 @@ def _self_knn(yb, x, k, offset, bias, threads):
     return sb[keep].reshape(len(yb), k), nb[keep].reshape(len(yb), k)
 
 
+def margin_counts(scores: np.ndarray, margin: float) -> np.ndarray:
+    """Adaptive k: per row, the number of neighbours scoring within ``margin`` of the best (at least 1)."""
+    return np.maximum((scores >= scores[:, :1] - margin).sum(axis=1), 1)
+
+
 def _project_neighbors(x, yb, xs, nb, sb, margin, reg, threads):
     """LLM from given neighbours; with ``margin``, each row keeps its neighbours within it of the best."""
     if margin is None:
         yb_spec, wb = _core.llm_project_neighbors(x, yb, xs, np.ascontiguousarray(nb), reg=reg, num_threads=threads)
         return yb_spec, nb, wb
     k = nb.shape[1]
-    counts = np.maximum((sb >= sb[:, :1] - margin).sum(axis=1), 1)
+    counts = margin_counts(sb, margin)
     yb_spec = np.empty((len(yb), xs.shape[1]), np.float32)
     wb = np.zeros((len(yb), k), np.float32)
     nb = nb.copy()
     for c in np.unique(counts):
         rows = np.flatnonzero(counts == c)
         spec, w = _core.llm_project_neighbors(
-            x,
-            np.ascontiguousarray(yb[rows]),
-            xs,
-            np.ascontiguousarray(nb[rows, :c]),
-            reg=reg,
-            num_threads=threads,
+            x, np.ascontiguousarray(yb[rows]), xs, np.ascontiguousarray(nb[rows, :c]), reg=reg, num_threads=threads
         )
         yb_spec[rows] = spec
         wb[rows, :c] = w
         nb[rows, c:] = -1
     return yb_spec, nb, wb
+
+
+def llm_from_neighbors(
+    x_gen: Any,
+    y_gen: Any,
+    x_spec: Any,
+    neighbors: Any,
+    *,
+    scores: Any = None,
+    margin: Optional[float] = None,
+    reg: float = 1e-3,
+    num_threads: Optional[int] = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """LLM from precomputed neighbours (one search reused for several k or margins).
+
+    Parameters
+    ----------
+    x_gen, y_gen, x_spec
+        As in :func:`llm_project`.
+    neighbors : int array-like, shape (n, k)
+        Row indices into ``x_gen``, best first (e.g. from :func:`knn`).
+    scores : array-like, shape (n, k), optional
+        Their similarities, best first; needed with ``margin``.
+    margin : float, optional
+        Adaptive k as in :func:`llm_project`.
+
+    Returns
+    -------
+    (y_spec float32 (n, e), neighbors int64 (n, k), weights float32 (n, k))
+        With ``margin``, unused neighbour slots are -1 with weight 0.
+    """
+    x = as_matrix(x_gen, "x_gen")
+    y = as_matrix(y_gen, "y_gen")
+    xs = as_matrix(x_spec, "x_spec")
+    _check_projection(x, y, xs)
+    nb = _neighbors(neighbors, y.shape[0], x.shape[0])
+    sb = None
+    if margin is not None:
+        if scores is None:
+            raise ValueError("scores: the neighbours' similarities are needed with margin")
+        sb = np.asarray(scores, dtype=np.float32)
+        if sb.shape != nb.shape:
+            raise ValueError(f"scores: expected shape {nb.shape}, got {sb.shape}")
+        if isinstance(margin, bool) or not np.isfinite(margin) or margin < 0:
+            raise ValueError(f"margin: must be None or a finite number >= 0, got {margin!r}")
+    return _project_neighbors(x, y, xs, nb, sb, margin, check_reg(reg), check_num_threads(num_threads))
 
 
 def hub_scores(

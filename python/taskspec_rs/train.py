@@ -16,7 +16,7 @@ from . import _core
 from .config import TaskspecError, TrainOptions
 from .data import Dataset, Embeddings, encode
 from .model import BagClassifier, TaskModel, default_device, label_indices, predict_ids
-from .project import hub_scores, knn, llm_weights, lp_project, orthogonal_project
+from .project import hub_scores, knn, llm_from_neighbors, lp_project, margin_counts, orthogonal_project
 
 __all__ = [
     "NORMALIZATIONS",
@@ -322,15 +322,8 @@ def llm_projections(
     out = {}
     for k in ks:
         kk = min(k, kmax)
-        nbrs = np.ascontiguousarray(idx[:, :kk])
-        weights = llm_weights(y_gen, x_gen, nbrs, reg=reg)
-        out[k] = np.einsum("nk,nkd->nd", weights, x_spec[nbrs]).astype(np.float32)
+        out[k] = llm_from_neighbors(x_gen, y_gen, x_spec, idx[:, :kk], reg=reg)[0]
     return out
-
-
-def margin_counts(scores: np.ndarray, margin: float) -> np.ndarray:
-    """Adaptive k: per row, the number of neighbours scoring within ``margin`` of the best (≥ 1)."""
-    return np.maximum((scores >= scores[:, :1] - margin).sum(axis=1), 1)
 
 
 def llm_margin_projections(
@@ -355,14 +348,8 @@ def llm_margin_projections(
     scores, idx = neighbors
     out: dict[float, tuple[np.ndarray, np.ndarray]] = {}
     for m in sorted(set(float(v) for v in margins)):
-        counts = margin_counts(scores, m)
-        y_spec = np.empty((len(y_gen), x_spec.shape[1]), np.float32)
-        for c in np.unique(counts):
-            rows = np.flatnonzero(counts == c)
-            nbrs = np.ascontiguousarray(idx[rows, :c])
-            weights = llm_weights(y_gen[rows], x_gen, nbrs, reg=reg)
-            y_spec[rows] = np.einsum("nk,nkd->nd", weights, x_spec[nbrs])
-        out[m] = (y_spec, counts)
+        y_spec = llm_from_neighbors(x_gen, y_gen, x_spec, idx, scores=scores, margin=m, reg=reg)[0]
+        out[m] = (y_spec, margin_counts(scores, m))
     return out
 
 
