@@ -216,3 +216,27 @@ def test_knn_any_shape_is_correct_or_rejected(n, m, d, k, seed):
     ref_s, _ = ref_knn(q, b, k)
     np.testing.assert_allclose(sims, ref_s, atol=5e-6)
     assert np.all(np.diff(sims, axis=1) <= 0)
+
+
+def test_heavy_work_releases_the_gil():
+    import threading
+    import time
+
+    x = clustered(20_000, 64, seed=11)
+    y = clustered(4_000, 64, seed=12)
+    done = threading.Event()
+    ticks = 0
+
+    def work():
+        ts.knn(y, x, 10, num_threads=1)
+        done.set()
+
+    t = threading.Thread(target=work)
+    start = time.perf_counter()
+    t.start()
+    while not done.is_set():
+        ticks += 1  # only advances while the worker does not hold the GIL
+        time.sleep(0.001)
+    t.join()
+    elapsed = time.perf_counter() - start
+    assert elapsed > 0.05 and ticks >= 10

@@ -16,6 +16,7 @@ def knn(
     k: int,
     *,
     exclude_self: bool = False,
+    base_bias: Optional[npt.NDArray[np.float32]] = None,
     num_threads: Optional[int] = None,
     progress: Optional[Callable[[int, int], Any]] = None,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
@@ -36,6 +37,7 @@ def llm_project(
     reg: float = 1e-3,
     exclude_self: bool = False,
     row_offset: int = 0,
+    base_bias: Optional[npt.NDArray[np.float32]] = None,
     num_threads: Optional[int] = None,
     progress: Optional[Callable[[int, int], Any]] = None,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
