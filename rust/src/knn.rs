@@ -174,10 +174,19 @@ pub fn knn_block(
                 s_out.fill(f32::NEG_INFINITY);
                 i_out.fill(-1);
                 let mut tile = vec![0f32; rows * BASE_BLOCK];
+                // Normalised copy of the current base block (cache-resident, so the
+                // tile holds cosines directly and needs no scaling pass).
+                let mut bn = vec![0f32; BASE_BLOCK * d];
                 let mut b0 = 0;
                 while b0 < m {
                     let bb = BASE_BLOCK.min(m - b0);
-                    // tile[r, j] = qn[r, :] . base[b0 + j, :]
+                    for j in 0..bb {
+                        let inv = b_inv[b0 + j];
+                        for (dst, &src) in bn[j * d..(j + 1) * d].iter_mut().zip(base.row(b0 + j)) {
+                            *dst = src * inv;
+                        }
+                    }
+                    // tile[r, j] = qn[r, :] . bn[j, :]
                     unsafe {
                         gemm::gemm(
                             rows,
@@ -190,7 +199,7 @@ pub fn knn_block(
                             qn.as_ptr(),
                             1,
                             d as isize,
-                            base.data().as_ptr().add(b0 * d),
+                            bn.as_ptr(),
                             d as isize,
                             1,
                             0.0,
@@ -201,12 +210,8 @@ pub fn knn_block(
                             gemm::Parallelism::None,
                         );
                     }
-                    let binv = &b_inv[b0..b0 + bb];
                     for r in 0..rows {
                         let trow = &mut tile[r * bb..(r + 1) * bb];
-                        for (t, &w) in trow.iter_mut().zip(binv) {
-                            *t *= w;
-                        }
                         if let Some(bias) = bias {
                             for (t, &c) in trow.iter_mut().zip(&bias[b0..b0 + bb]) {
                                 *t += c;
@@ -219,10 +224,15 @@ pub fn knn_block(
                         let srow = &mut s_out[r * k..(r + 1) * k];
                         let irow = &mut i_out[r * k..(r + 1) * k];
                         let mut thr = srow[k - 1];
-                        for (j, &s) in trow.iter().enumerate() {
-                            if s > thr {
-                                push_topk(srow, irow, s, (b0 + j) as i64);
-                                thr = srow[k - 1];
+                        // Branch-free test of 16 values at a time; insert only when one beats the k-th.
+                        for (c16, chunk) in trow.chunks(16).enumerate() {
+                            if chunk.iter().fold(false, |any, &s| any | (s > thr)) {
+                                for (o, &s) in chunk.iter().enumerate() {
+                                    if s > thr {
+                                        push_topk(srow, irow, s, (b0 + c16 * 16 + o) as i64);
+                                        thr = srow[k - 1];
+                                    }
+                                }
                             }
                         }
                     }
