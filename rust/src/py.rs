@@ -22,8 +22,14 @@ create_exception!(
     "A numerical failure on valid input (e.g. a singular Gram matrix with reg=0)."
 );
 
-/// Query rows per block between two GIL re-acquisitions.
+/// Query rows per block between two GIL re-acquisitions (at most).
 const BLOCK: usize = 8192;
+
+/// Rows per block for `n` rows: equal blocks of at most [`BLOCK`], so no small tail block
+/// leaves threads idle.
+fn block_rows(n: usize) -> usize {
+    n.div_ceil(n.div_ceil(BLOCK).max(1)).max(1)
+}
 
 fn to_py(e: Error) -> PyErr {
     match e {
@@ -152,7 +158,7 @@ fn knn<'py>(
     let mut idx = vec![0i64; n * k];
     let mut start = 0;
     loop {
-        let end = (start + BLOCK).min(n);
+        let end = (start + block_rows(n)).min(n);
         let (s, i) = (&mut sims[start * k..end * k], &mut idx[start * k..end * k]);
         py.detach(|| {
             knn_block(
@@ -272,7 +278,7 @@ fn llm_project<'py>(
     let mut w = vec![0f32; n * k];
     let mut start = 0;
     loop {
-        let end = (start + BLOCK).min(n);
+        let end = (start + block_rows(n)).min(n);
         let yb = y.slice_rows(start, end);
         let (nb, sb, wb) = (
             &mut nbrs[start * k..end * k],
@@ -344,7 +350,7 @@ fn llm_project_neighbors<'py>(
     let mut w = vec![0f32; n * k];
     let mut start = 0;
     loop {
-        let end = (start + BLOCK).min(n);
+        let end = (start + block_rows(n)).min(n);
         let yb = y.slice_rows(start, end);
         let nb = &nb_all[start * k..end * k];
         let (wb, ob) = (&mut w[start * k..end * k], &mut out[start * e..end * e]);
