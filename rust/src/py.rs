@@ -74,6 +74,24 @@ fn bias_view<'a>(b: &'a Option<PyReadonlyArray1<'_, f32>>) -> PyResult<Option<&'
         .transpose()
 }
 
+/// Run `work(start, end)` without the GIL on successive blocks of `n` rows; between
+/// blocks take the GIL back to honour Ctrl-C and report progress.
+fn for_each_block<F>(py: Python<'_>, n: usize, progress: &Option<Py<PyAny>>, mut work: F) -> PyResult<()>
+where
+    F: FnMut(usize, usize) -> crate::Result<()> + Send,
+{
+    let block = block_rows(n);
+    let mut start = 0;
+    while start < n {
+        let end = (start + block).min(n);
+        let w = &mut work;
+        py.detach(move || w(start, end)).map_err(to_py)?;
+        report(py, progress, end, n)?;
+        start = end;
+    }
+    Ok(())
+}
+
 fn report(py: Python<'_>, progress: &Option<Py<PyAny>>, done: usize, total: usize) -> PyResult<()> {
     py.check_signals()?;
     if let Some(cb) = progress {
@@ -156,32 +174,21 @@ fn knn<'py>(
         .map_err(to_py)?;
     let mut sims = vec![0f32; n * k];
     let mut idx = vec![0i64; n * k];
-    let mut start = 0;
-    loop {
-        let end = (start + block_rows(n)).min(n);
-        let (s, i) = (&mut sims[start * k..end * k], &mut idx[start * k..end * k]);
-        py.detach(|| {
-            knn_block(
-                &pool,
-                q.slice_rows(start, end),
-                &q_inv[start..end],
-                start,
-                b,
-                &b_inv,
-                bias,
-                k,
-                exclude_self,
-                s,
-                i,
-            )
-        })
-        .map_err(to_py)?;
-        report(py, &progress, end, n)?;
-        start = end;
-        if end >= n {
-            break;
-        }
-    }
+    for_each_block(py, n, &progress, |start, end| {
+        knn_block(
+            &pool,
+            q.slice_rows(start, end),
+            &q_inv[start..end],
+            start,
+            b,
+            &b_inv,
+            bias,
+            k,
+            exclude_self,
+            &mut sims[start * k..end * k],
+            &mut idx[start * k..end * k],
+        )
+    })?;
     Ok((matrix2(py, sims, n, k)?, matrix2(py, idx, n, k)?))
 }
 
@@ -276,40 +283,26 @@ fn llm_project<'py>(
     let mut nbrs = vec![0i64; n * k];
     let mut sims = vec![0f32; n * k];
     let mut w = vec![0f32; n * k];
-    let mut start = 0;
-    loop {
-        let end = (start + block_rows(n)).min(n);
+    for_each_block(py, n, &progress, |start, end| {
         let yb = y.slice_rows(start, end);
-        let (nb, sb, wb) = (
-            &mut nbrs[start * k..end * k],
-            &mut sims[start * k..end * k],
-            &mut w[start * k..end * k],
-        );
-        let ob = &mut out[start * e..end * e];
-        py.detach(|| {
-            knn_block(
-                &pool,
-                yb,
-                &y_inv[start..end],
-                row_offset + start,
-                x,
-                &x_inv,
-                bias,
-                k,
-                exclude_self,
-                sb,
-                nb,
-            )?;
-            llm_weights_block(&pool, yb, x, nb, k, reg, row_offset + start, wb)?;
-            combine_block(&pool, xs, nb, wb, k, ob)
-        })
-        .map_err(to_py)?;
-        report(py, &progress, end, n)?;
-        start = end;
-        if end >= n {
-            break;
-        }
-    }
+        let (nb, wb) = (&mut nbrs[start * k..end * k], &mut w[start * k..end * k]);
+        let sb = &mut sims[start * k..end * k];
+        knn_block(
+            &pool,
+            yb,
+            &y_inv[start..end],
+            row_offset + start,
+            x,
+            &x_inv,
+            bias,
+            k,
+            exclude_self,
+            sb,
+            nb,
+        )?;
+        llm_weights_block(&pool, yb, x, nb, k, reg, row_offset + start, wb)?;
+        combine_block(&pool, xs, nb, wb, k, &mut out[start * e..end * e])
+    })?;
     Ok((matrix2(py, out, n, e)?, matrix2(py, nbrs, n, k)?, matrix2(py, w, n, k)?))
 }
 
@@ -348,23 +341,13 @@ fn llm_project_neighbors<'py>(
     .map_err(to_py)?;
     let mut out = vec![0f32; n * e];
     let mut w = vec![0f32; n * k];
-    let mut start = 0;
-    loop {
-        let end = (start + block_rows(n)).min(n);
+    for_each_block(py, n, &progress, |start, end| {
         let yb = y.slice_rows(start, end);
         let nb = &nb_all[start * k..end * k];
-        let (wb, ob) = (&mut w[start * k..end * k], &mut out[start * e..end * e]);
-        py.detach(|| {
-            llm_weights_block(&pool, yb, x, nb, k, reg, start, wb)?;
-            combine_block(&pool, xs, nb, wb, k, ob)
-        })
-        .map_err(to_py)?;
-        report(py, &progress, end, n)?;
-        start = end;
-        if end >= n {
-            break;
-        }
-    }
+        let wb = &mut w[start * k..end * k];
+        llm_weights_block(&pool, yb, x, nb, k, reg, start, wb)?;
+        combine_block(&pool, xs, nb, wb, k, &mut out[start * e..end * e])
+    })?;
     Ok((matrix2(py, out, n, e)?, matrix2(py, w, n, k)?))
 }
 
