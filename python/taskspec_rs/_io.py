@@ -14,7 +14,7 @@ from typing import IO, Any, Callable, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-__all__ = ["atomic_write", "atomic_write_text"]
+__all__ = ["atomic_write", "atomic_write_text", "occupied"]
 
 
 def atomic_write(path: PathLike, write: Callable[[IO[bytes]], Any]) -> None:
@@ -54,6 +54,17 @@ def atomic_write_text(path: PathLike, text: str) -> None:
     """Write UTF-8 ``text`` to ``path`` atomically."""
     data = text.encode("utf-8")
     atomic_write(path, lambda f: f.write(data))
+
+
+def occupied(path: PathLike) -> bool:
+    """Whether ``path`` exists as a file or as a non-empty folder (writing there would replace something)."""
+    p = os.fspath(path)
+    if not os.path.exists(p):
+        return False
+    if not os.path.isdir(p):
+        return True
+    with os.scandir(p) as entries:
+        return any(True for _ in entries)
 
 
 def _umask() -> int:

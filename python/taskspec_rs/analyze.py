@@ -34,10 +34,10 @@ import numpy as np
 from ._io import atomic_write, atomic_write_text
 from .config import ExperimentConfig, TaskspecError
 from .data import Embeddings, encode, tokenize
-from .evaluate import _accuracy, _best_k, _Split, load_language
+from .evaluate import _accuracy, _best_k, _Split, load_language, train_language
 from .model import label_indices
 from .project import knn, llm_weights
-from .train import llm_neighbors, llm_projections, train_classifier
+from .train import llm_neighbors, llm_projections
 
 __all__ = ["choose_words", "run_analysis"]
 
@@ -137,17 +137,8 @@ def run_analysis(
             raise TaskspecError(f"--words: not in the {source.lang} vocabulary: {', '.join(missing)}")
 
     say(f"seed {seed}: training the opt model on {source.lang}")
-    model = train_classifier(
-        source.train,
-        source.dev,
-        source.embeddings,
-        labels=labels,
-        lang=source.lang,
-        tokenizer=source.config.tokenizer,
-        options=opts,
-        seed=seed,
-        progress=progress,
-        desc=f"seed {seed} opt {source.lang}",
+    model = train_language(
+        source, labels=labels, kind="opt", options=opts, seed=seed, dev=source.dev, progress=progress
     )
     x_gen, x_spec = source.embeddings.vectors, model.network.word_vectors()
     words = (

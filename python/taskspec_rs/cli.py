@@ -106,28 +106,25 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .evaluate import load_language
-    from .train import train_classifier
+    from ._io import occupied
+    from .evaluate import load_language, train_language
 
     config = load_config(args.config)
     out = Path(args.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
+    if occupied(out) and not args.force:  # refuse before training, not after
         raise TaskspecError(f"--out {out} exists and is not empty (use --force to replace it)")
     src = load_language(
         config.source, labels=config.labels, rescale=config.train.rescale, normalize=config.train.normalize
     )
     assert src.train is not None
     labels = list(config.labels) if config.labels else sorted(set(src.train.labels))
-    model = train_classifier(
-        src.train,
-        src.dev,
-        src.embeddings,
+    model = train_language(
+        src,
         labels=labels,
-        lang=src.lang,
-        tokenizer=src.config.tokenizer,
         kind=args.kind,
         options=config.train,
         seed=args.seed,
+        dev=src.dev,
         progress=not args.quiet,
         desc=f"train {args.kind}",
     )

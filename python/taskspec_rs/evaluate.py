@@ -45,7 +45,7 @@ from typing import Callable
 import numpy as np
 from tqdm.auto import tqdm
 
-from .config import ExperimentConfig, LanguageConfig, TaskspecError
+from .config import ExperimentConfig, LanguageConfig, TaskspecError, TrainOptions
 from .data import (
     Dataset,
     Embeddings,
@@ -65,7 +65,15 @@ from .train import (
     train_classifier,
 )
 
-__all__ = ["ExperimentResult", "LanguageData", "hubness_table", "load_language", "run_experiment", "write_results"]
+__all__ = [
+    "ExperimentResult",
+    "LanguageData",
+    "hubness_table",
+    "load_language",
+    "run_experiment",
+    "train_language",
+    "write_results",
+]
 
 Log = Callable[[str], None]
 
@@ -227,6 +235,33 @@ def _neighbor_stats(idx: np.ndarray, k: int, trained: np.ndarray, words: Sequenc
     }
 
 
+def train_language(
+    lang_data: LanguageData,
+    *,
+    labels: Sequence[str],
+    kind: str,
+    options: TrainOptions,
+    seed: int,
+    dev: Dataset | None = None,
+    progress: bool = False,
+    desc: str | None = None,
+) -> TaskModel:
+    """Train a ``kind`` model on ``lang_data``'s training set (``dev`` picks the epoch)."""
+    return train_classifier(
+        lang_data.train,
+        dev,
+        lang_data.embeddings,
+        labels=labels,
+        lang=lang_data.lang,
+        tokenizer=lang_data.config.tokenizer,
+        kind=kind,
+        options=options,
+        seed=seed,
+        progress=progress,
+        desc=desc or f"seed {seed} {kind} {lang_data.lang}",
+    )
+
+
 def run_experiment(
     config: ExperimentConfig,
     *,
@@ -315,19 +350,7 @@ def run_experiment(
 
     def train(kind: str, lang_data: LanguageData, seed: int, dev: Dataset | None) -> TaskModel:
         say(f"seed {seed}: training {kind} model on {lang_data.lang} ({len(lang_data.train)} examples)")
-        return train_classifier(
-            lang_data.train,
-            dev,
-            lang_data.embeddings,
-            labels=labels,
-            lang=lang_data.lang,
-            tokenizer=lang_data.config.tokenizer,
-            kind=kind,
-            options=opts,
-            seed=seed,
-            progress=progress,
-            desc=f"seed {seed} {kind} {lang_data.lang}",
-        )
+        return train_language(lang_data, labels=labels, kind=kind, options=opts, seed=seed, dev=dev, progress=progress)
 
     opt_methods = [m for m in methods if m.startswith("clwe_opt_")]
     penalties: dict[str, np.ndarray] = {}  # CSLS hub penalties r(x) per target language ("src": self-projection)

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._io import occupied
 from .config import TaskspecError
 from .data import Dataset, encode
 
@@ -222,9 +223,8 @@ class TaskModel:
         ``force`` is set (it is then replaced as a whole).
         """
         directory = Path(directory)
-        if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
-            if not force:
-                raise TaskspecError(f"output {directory} exists and is not empty (use --force to replace it)")
+        if occupied(directory) and not force:
+            raise TaskspecError(f"output {directory} exists and is not empty (use --force to replace it)")
         directory.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp"))
         try:
