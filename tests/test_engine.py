@@ -52,12 +52,43 @@ Y = clustered(400, 32, seed=2)
 XS = np.random.default_rng(3).normal(size=(1500, 12)).astype(np.float32)
 
 
+@pytest.fixture(params=["auto", "fp32"])
+def kernel(request, monkeypatch):
+    """Run a test with each exact-kNN kernel: the CPU's best (bf16 screen where AVX512-BF16 exists) and f32."""
+    monkeypatch.setenv("TASKSPEC_KNN_KERNEL", request.param)
+    return ts.knn_kernel()
+
+
 @pytest.mark.parametrize("k", [1, 5, 40])
-def test_knn_matches_reference(k):
+def test_knn_matches_reference(k, kernel):
     assert_knn_close(*ts.knn(Y, X, k), *ref_knn(Y, X, k))
 
 
-def test_knn_exclude_self():
+def test_knn_kernel_selection(monkeypatch):
+    monkeypatch.setenv("TASKSPEC_KNN_KERNEL", "fp32")
+    assert ts.knn_kernel() == "fp32"
+    monkeypatch.delenv("TASKSPEC_KNN_KERNEL")
+    assert ts.knn_kernel() in ("bf16-screen", "fp32")
+
+
+def test_kernels_agree_at_embedding_width(monkeypatch):
+    """Both kernels return the exact top-k at d=300; the bf16 screen re-ranks in float64."""
+    x = clustered(6000, 300, centres=40, spread=0.6, seed=7)
+    y = clustered(700, 300, centres=40, spread=0.6, seed=8)
+    ref_s, ref_i = ref_knn(y, x, 10)
+    monkeypatch.setenv("TASKSPEC_KNN_KERNEL", "fp32")
+    s32, i32 = ts.knn(y, x, 10)
+    assert_knn_close(s32, i32, ref_s, ref_i)
+    monkeypatch.delenv("TASKSPEC_KNN_KERNEL")
+    s, i = ts.knn(y, x, 10)
+    if ts.knn_kernel() == "bf16-screen":
+        np.testing.assert_allclose(s, ref_s, atol=1e-7)
+        np.testing.assert_array_equal(i, ref_i)
+    else:
+        assert_knn_close(s, i, ref_s, ref_i)
+
+
+def test_knn_exclude_self(kernel):
     sims, idx = ts.knn(X, X, 6, exclude_self=True)
     assert not (idx == np.arange(len(X))[:, None]).any()
     assert_knn_close(sims, idx, *ref_knn(X, X, 6, exclude_self=True))
@@ -70,7 +101,7 @@ def test_knn_float64_and_fortran_order_give_same_result():
     np.testing.assert_allclose(a[0], b[0], atol=1e-6)
 
 
-def test_thread_counts_give_identical_results():
+def test_thread_counts_give_identical_results(kernel):
     one = ts.llm_project(X, Y, XS, 10, num_threads=1, return_neighbors=True)
     two = ts.llm_project(X, Y, XS, 10, num_threads=2, return_neighbors=True)
     for a, b in zip(one, two):
@@ -78,7 +109,7 @@ def test_thread_counts_give_identical_results():
 
 
 @pytest.mark.parametrize("k", [1, 10, 48])  # 48 > dim 32: singular without the ridge
-def test_llm_project_matches_reference(k):
+def test_llm_project_matches_reference(k, kernel):
     y_spec, nbrs, w = ts.llm_project(X, Y, XS, k, return_neighbors=True)
     _, ref_i = ref_knn(Y, X, k)
     assert (nbrs == ref_i).mean() > 0.99

@@ -5,7 +5,7 @@ embeddings into other languages through a shared cross-lingual space, and
 classify text in languages without labelled data.
 """
 
-from ._core import __version__, build_profile, default_num_threads
+from ._core import __version__, build_profile, default_num_threads, knn_kernel
 from .ann import HnswIndex
 from .project import (
     NumericalError,
@@ -26,6 +26,7 @@ __all__ = [
     "HnswIndex",
     "__version__",
     "build_profile",
+    "knn_kernel",
     "default_num_threads",
     "hub_scores",
     "hubness",

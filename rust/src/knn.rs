@@ -1,10 +1,18 @@
 //! Exact cosine k-nearest-neighbour search.
 //!
-//! Similarities are computed tile by tile with a blocked SIMD matrix product
-//! (the `gemm` crate, dispatched at run time to AVX-512/AVX2/SSE) and each
-//! tile is folded into a per-row top-k at once, so the full similarity matrix
-//! never exists: extra memory is one tile and one normalised query block per
-//! thread, plus one inverse norm per base row.
+//! Two kernels give the same exact answer:
+//!
+//! * On CPUs with AVX512-BF16, [`crate::screen`] screens candidates with bf16
+//!   dot products (twice the multiply-add rate of `f32`) and re-ranks the
+//!   survivors exactly in `f64`.
+//! * Elsewhere (or with `TASKSPEC_KNN_KERNEL=fp32` in the environment),
+//!   similarities are computed tile by tile with a blocked SIMD matrix
+//!   product (the `gemm` crate, dispatched at run time to AVX-512/AVX2/SSE)
+//!   and each tile is folded into a per-row top-k at once.
+//!
+//! Neither stores the full similarity matrix: extra memory is one tile (or
+//! one packed base pass of 16384 rows) plus one normalised query block per
+//! thread, and one inverse norm per base row.
 
 use rayon::prelude::*;
 use rayon::ThreadPool;
@@ -153,6 +161,62 @@ pub fn knn_block(
     if n == 0 {
         return Ok(());
     }
+    if screen_enabled() && m <= u32::MAX as usize {
+        crate::screen::knn_block_screened(
+            pool,
+            queries,
+            q_inv,
+            q_offset,
+            base,
+            b_inv,
+            bias,
+            k,
+            exclude_self,
+            sims,
+            idx,
+        );
+        return Ok(());
+    }
+    knn_block_fp32(
+        pool,
+        queries,
+        q_inv,
+        q_offset,
+        base,
+        b_inv,
+        bias,
+        k,
+        exclude_self,
+        sims,
+        idx,
+    );
+    Ok(())
+}
+
+/// Whether [`knn_block`] runs the bf16 screen: the CPU supports it and the
+/// environment does not ask for the `f32` kernel (`TASKSPEC_KNN_KERNEL=fp32`).
+pub fn screen_enabled() -> bool {
+    crate::screen::available() && std::env::var("TASKSPEC_KNN_KERNEL").map_or(true, |v| v != "fp32")
+}
+
+/// The `f32` GEMM kernel of [`knn_block`] (arguments already checked).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn knn_block_fp32(
+    pool: &ThreadPool,
+    queries: MatRef<'_>,
+    q_inv: &[f32],
+    q_offset: usize,
+    base: MatRef<'_>,
+    b_inv: &[f32],
+    bias: Option<&[f32]>,
+    k: usize,
+    exclude_self: bool,
+    sims: &mut [f32],
+    idx: &mut [i64],
+) {
+    let n = queries.rows();
+    let m = base.rows();
+    let d = queries.cols();
     let threads = pool.current_num_threads().max(1);
     let qb = n.div_ceil(threads * 4).clamp(16, QUERY_BLOCK);
 
@@ -240,7 +304,6 @@ pub fn knn_block(
                 }
             });
     });
-    Ok(())
 }
 
 /// Convenience: full search over all rows (used by tests and Rust callers).

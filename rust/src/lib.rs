@@ -9,13 +9,14 @@ pub mod knn;
 pub mod llm;
 pub mod matrix;
 pub mod pool;
+pub mod screen;
 pub mod vecio;
 
 #[cfg(feature = "python")]
 mod py;
 
 pub use error::{Error, Result};
-pub use knn::{inverse_norms, knn_block, Neighbors};
+pub use knn::{inverse_norms, knn_block, screen_enabled, Neighbors};
 pub use llm::{combine_block, llm_weights_block};
 pub use matrix::{check_finite, MatRef};
 pub use pool::thread_pool;

@@ -158,7 +158,7 @@ pub fn combine_block(
     out: &mut [f32],
 ) -> Result<()> {
     let e = x_spec.cols();
-    if k == 0 || nbrs.len() != weights.len() || nbrs.len() % k != 0 || out.len() != nbrs.len() / k * e {
+    if k == 0 || nbrs.len() != weights.len() || !nbrs.len().is_multiple_of(k) || out.len() != nbrs.len() / k * e {
         return Err(Error::invalid(
             "weights",
             "shape disagrees with neighbors or the output",

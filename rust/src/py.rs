@@ -357,6 +357,16 @@ fn build_profile() -> &'static str {
     crate::BUILD_PROFILE
 }
 
+/// The exact-kNN kernel this CPU and environment select: "bf16-screen" or "fp32".
+#[pyfunction]
+fn knn_kernel() -> &'static str {
+    if crate::knn::screen_enabled() {
+        "bf16-screen"
+    } else {
+        "fp32"
+    }
+}
+
 /// Threads used when `num_threads=None`.
 #[pyfunction]
 fn default_num_threads() -> usize {
@@ -373,6 +383,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(llm_project_neighbors, m)?)?;
     m.add_function(wrap_pyfunction!(build_profile, m)?)?;
     m.add_function(wrap_pyfunction!(default_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(knn_kernel, m)?)?;
     m.add_function(wrap_pyfunction!(read_vectors, m)?)?;
     m.add_function(wrap_pyfunction!(write_vectors, m)?)?;
     Ok(())

@@ -302,3 +302,157 @@ fn bias_reorders_candidates() {
     let err = knn_block(&pool, qm, &qi, 0, base, &bi, Some(&[0.0]), 2, false, &mut s, &mut ix);
     assert!(matches!(err, Err(Error::InvalidInput { arg: "bias", .. })));
 }
+
+/// Run one kernel directly: the bf16 screen (`screened`) or the `f32` GEMM.
+fn run_kernel(
+    screened: bool,
+    q: &[f32],
+    b: &[f32],
+    d: usize,
+    k: usize,
+    exclude_self: bool,
+    bias: Option<&[f32]>,
+) -> (Vec<f32>, Vec<i64>) {
+    let pool = thread_pool(Some(2)).unwrap();
+    let (n, m) = (q.len() / d, b.len() / d);
+    let qm = MatRef::new(q, n, d, "q").unwrap();
+    let bm = MatRef::new(b, m, d, "b").unwrap();
+    let qi = inverse_norms(&pool, qm, "q").unwrap();
+    let bi = inverse_norms(&pool, bm, "b").unwrap();
+    let (mut s, mut ix) = (vec![0f32; n * k], vec![0i64; n * k]);
+    if screened {
+        crate::screen::knn_block_screened(&pool, qm, &qi, 0, bm, &bi, bias, k, exclude_self, &mut s, &mut ix);
+    } else {
+        crate::knn::knn_block_fp32(&pool, qm, &qi, 0, bm, &bi, bias, k, exclude_self, &mut s, &mut ix);
+    }
+    (s, ix)
+}
+
+/// Both kernels return the naive f64 top-k (indices may differ only between
+/// candidates that tie within `tol`).
+fn check_kernels(q: &[f32], b: &[f32], d: usize, k: usize, exclude_self: bool, bias: Option<&[f32]>, tol: f64) {
+    let norm = |v: &[f32]| v.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt();
+    let n = q.len() / d;
+    let want: Vec<Vec<(f64, i64)>> = q
+        .chunks(d)
+        .enumerate()
+        .map(|(i, qr)| {
+            let mut all: Vec<(f64, i64)> = b
+                .chunks(d)
+                .enumerate()
+                .filter(|(j, _)| !(exclude_self && *j == i))
+                .map(|(j, br)| {
+                    let dot: f64 = qr.iter().zip(br).map(|(&x, &y)| x as f64 * y as f64).sum();
+                    (
+                        dot / norm(qr) / norm(br) + bias.map_or(0.0, |bb| bb[j] as f64),
+                        j as i64,
+                    )
+                })
+                .collect();
+            all.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
+            all
+        })
+        .collect();
+    let kernels: &[bool] = if crate::screen::available() {
+        &[false, true]
+    } else {
+        &[false]
+    };
+    for &screened in kernels {
+        // The screen re-ranks in f64: it must agree to float32 output precision.
+        let tol = if screened { 1e-7 } else { tol };
+        let (s, ix) = run_kernel(screened, q, b, d, k, exclude_self, bias);
+        for i in 0..n {
+            for j in 0..k {
+                let (ws, wi) = want[i][j];
+                let (gs, gi) = (s[i * k + j] as f64, ix[i * k + j]);
+                assert!(
+                    (ws - gs).abs() < tol,
+                    "screened={screened} row {i} rank {j}: sim {gs} vs {ws}"
+                );
+                if gi != wi {
+                    let alt = want[i].iter().find(|p| p.1 == gi).unwrap();
+                    assert!(
+                        (alt.0 - ws).abs() < tol,
+                        "screened={screened} row {i} rank {j}: index {gi} ({}) vs {wi} ({ws})",
+                        alt.0
+                    );
+                }
+                assert!(!(exclude_self && gi == i as i64));
+            }
+        }
+    }
+}
+
+#[test]
+fn screen_matches_naive_at_embedding_width() {
+    // d = 300 and an odd width; more than one query chunk.
+    for d in [300, 301] {
+        let b = clustered(2100, d, 40, 11);
+        let q = clustered(700, d, 30, 12);
+        check_kernels(&q, &b, d, 10, false, None, 1e-5);
+    }
+}
+
+#[test]
+fn screen_crosses_base_passes() {
+    // More base rows than one packed pass (16384), narrow rows, d = 1 and 3 too.
+    for d in [1, 3, 8] {
+        let b = clustered(16384 + 700, d, 25, 13);
+        let q = clustered(40, d, 5, 14);
+        check_kernels(&q, &b, d, 12, false, None, 1e-5);
+    }
+}
+
+#[test]
+fn screen_handles_near_ties_and_duplicates() {
+    // Every base row is within ~1e-3 of one direction: hundreds of candidates
+    // fall inside the screen's margin, and exact duplicates must tie by index.
+    let d = 64;
+    let centre = clustered(1, d, 1, 15);
+    let noise = clustered(3000, d, 1, 16);
+    let mut b: Vec<f32> = noise
+        .iter()
+        .enumerate()
+        .map(|(p, &e)| centre[p % d] + 1e-3 * e)
+        .collect();
+    let first = b[..d].to_vec();
+    b[7 * d..8 * d].copy_from_slice(&first);
+    b[2999 * d..3000 * d].copy_from_slice(&first);
+    let q: Vec<f32> = first.clone();
+    check_kernels(&q, &b, d, 50, false, None, 1e-5);
+    let (_, ix) = run_kernel(crate::screen::available(), &q, &b, d, 3, false, None);
+    assert_eq!(ix, vec![0, 7, 2999]);
+}
+
+#[test]
+fn screen_with_bias_and_exclude_self() {
+    let d = 48;
+    let b = clustered(1500, d, 20, 17);
+    let bias: Vec<f32> = (0..1500).map(|j| -0.3 * ((j * 37 % 101) as f32 / 101.0)).collect();
+    check_kernels(&b, &b, d, 9, true, Some(&bias), 1e-5);
+    check_kernels(&b[..100 * d], &b, d, 1, false, Some(&bias), 1e-5);
+}
+
+#[test]
+fn screen_threads_agree_and_large_k() {
+    if !crate::screen::available() {
+        return;
+    }
+    let d = 40;
+    let b = clustered(1000, d, 9, 18);
+    let q = clustered(150, d, 4, 19);
+    check_kernels(&q, &b, d, 1000, false, None, 1e-5);
+    let pool1 = thread_pool(Some(1)).unwrap();
+    let pool2 = thread_pool(Some(2)).unwrap();
+    let qm = MatRef::new(&q, 150, d, "q").unwrap();
+    let bm = MatRef::new(&b, 1000, d, "b").unwrap();
+    let qi = inverse_norms(&pool1, qm, "q").unwrap();
+    let bi = inverse_norms(&pool1, bm, "b").unwrap();
+    let run = |pool: &rayon::ThreadPool| {
+        let (mut s, mut ix) = (vec![0f32; 150 * 7], vec![0i64; 150 * 7]);
+        crate::screen::knn_block_screened(pool, qm, &qi, 0, bm, &bi, None, 7, false, &mut s, &mut ix);
+        (s, ix)
+    };
+    assert_eq!(run(&pool1), run(&pool2));
+}

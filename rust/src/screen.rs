@@ -1,0 +1,337 @@
+//! Exact cosine kNN by bfloat16 screening and exact re-ranking.
+//!
+//! On CPUs with AVX512-BF16 the dot products of a search run as bf16 pairs
+//! accumulated in `f32` (`vdpbf16ps`), which does twice the multiply-adds
+//! per cycle of an `f32` FMA. The screened scores are only approximate, so
+//! they never decide the answer on their own:
+//!
+//! * For unit vectors `q`, `b` and their bf16 roundings `q~`, `b~`
+//!   (relative error `u = 2^-9` per component),
+//!   `|q~.b~ - q.b| <= (2u + u^2) * sum|q_i||b_i| + accumulation <= eps`, with
+//!   `eps = 2^-8 + 2^-18 + O(d * 2^-24)` (Cauchy-Schwarz bounds the sum by 1).
+//! * Let `A_k` be the k-th best screened score of a row. The `k` rows that
+//!   reach it all have exact scores `>= A_k - eps`, so the true k-th score is
+//!   at least `A_k - eps` and every member of the true top-k has a screened
+//!   score `>= A_k - 2 eps`.
+//! * A row therefore keeps every base row whose screened score is within
+//!   `2 eps` of its running k-th best (the running value only rises, so the
+//!   test is never stricter than the final one), and the survivors are
+//!   re-scored exactly (cosine from `f64` dot products and norms) and sorted
+//!   (best first, ties by lower index).
+//!
+//! The result is the exact top-k; only the candidate filter is approximate.
+//! The scan never stores a similarity tile: a 12 x 32 register block is
+//! compared against the rows' thresholds as soon as it is computed.
+
+use rayon::prelude::*;
+use rayon::ThreadPool;
+
+use crate::matrix::MatRef;
+
+/// Query rows per register block.
+const MR: usize = 12;
+/// Base rows per packed panel (two 16-lane registers).
+const NR: usize = 32;
+/// Base rows converted to bf16 per pass (about 10 MiB packed at d = 300).
+const SUPER: usize = 16384;
+/// Query rows per work item (upper bound).
+const QUERY_CHUNK: usize = 516;
+
+/// Whether this CPU can run the bf16 screen (AVX-512F and AVX512-BF16).
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Round a finite `f32` to bfloat16 (round to nearest, ties to even).
+#[inline]
+fn to_bf16(x: f32) -> u32 {
+    let u = x.to_bits();
+    (u + 0x7fff + ((u >> 16) & 1)) >> 16
+}
+
+/// Pack `row * scale` as bf16 pairs (even element in the low half), zero-padded to `dp` pairs.
+#[inline]
+fn pack_row(row: &[f32], scale: f32, out: &mut [u32]) {
+    let d = row.len();
+    for (p, slot) in out.iter_mut().enumerate() {
+        let lo = if 2 * p < d { row[2 * p] * scale } else { 0.0 };
+        let hi = if 2 * p + 1 < d { row[2 * p + 1] * scale } else { 0.0 };
+        *slot = to_bf16(lo) | (to_bf16(hi) << 16);
+    }
+}
+
+/// Bound on the score error of the screen, doubled (see the module docs),
+/// with slack for the `f32` normalisation and the bias addition.
+fn screen_margin(d: usize, max_bias: f32) -> f32 {
+    let eps = 2f64.powi(-8) + 2f64.powi(-18) + (d as f64 + 8.0) * 2f64.powi(-23);
+    (2.0 * eps + 2f64.powi(-20) * (1.0 + max_bias as f64)) as f32
+}
+
+/// Screening state of one query row.
+struct RowState {
+    /// The k best screened scores seen so far (descending; `-inf` until filled).
+    top: Vec<f32>,
+    /// Candidates `(screened score, base row)`.
+    cand: Vec<(f32, u32)>,
+    /// Prune the candidates when they reach this many.
+    cap: usize,
+}
+
+/// A block of query rows with its packed bf16 copy and per-row state.
+struct Chunk {
+    q0: usize,
+    rows: usize,
+    /// `rows` rounded up to `MR`, times `dp` packed pairs.
+    a: Vec<u32>,
+    /// Per padded row: admit a candidate when its screened score is `>= thr`
+    /// (`+inf` on padding rows).
+    thr: Vec<f32>,
+    state: Vec<RowState>,
+}
+
+struct Scan<'a> {
+    k: usize,
+    dp: usize,
+    margin: f32,
+    /// Global index of the chunk's first query row in the base, for `exclude_self`.
+    self_offset: Option<usize>,
+    panels: &'a [u32],
+    /// Per packed base column: bias (0 without one), NaN on padding columns.
+    col_add: &'a [f32],
+    /// Global index of the first base row of `panels`.
+    s0: usize,
+}
+
+impl Chunk {
+    /// Offer the set bits of `mask` (columns of `scores`) to query row `r`.
+    #[inline(never)]
+    fn offer(&mut self, sc: &Scan<'_>, r: usize, scores: &[f32; NR], mask: u32, col0: usize) {
+        let self_j = sc.self_offset.map(|o| o + self.q0 + r);
+        let st = &mut self.state[r];
+        let mut thr = self.thr[r];
+        let mut bits = mask;
+        while bits != 0 {
+            let b = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let j = col0 + b;
+            let s = scores[b];
+            if s < thr || Some(j) == self_j {
+                continue;
+            }
+            st.cand.push((s, j as u32));
+            let k = sc.k;
+            if s > st.top[k - 1] {
+                let mut pos = k - 1;
+                while pos > 0 && st.top[pos - 1] < s {
+                    st.top[pos] = st.top[pos - 1];
+                    pos -= 1;
+                }
+                st.top[pos] = s;
+                thr = st.top[k - 1] - sc.margin;
+            }
+        }
+        if st.cand.len() >= st.cap {
+            st.cand.retain(|c| c.0 >= thr);
+            if st.cand.len() * 2 > st.cap {
+                st.cap *= 2;
+            }
+        }
+        self.thr[r] = thr;
+    }
+
+    /// Screen this chunk against every panel of `sc`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F and AVX512-BF16 ([`available`]).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    unsafe fn scan(&mut self, sc: &Scan<'_>) {
+        use std::arch::x86_64::*;
+        let dp = sc.dp;
+        let n_panels = sc.col_add.len() / NR;
+        let padded = self.thr.len();
+        let mut scores = [0f32; NR];
+        for pi in 0..n_panels {
+            let panel = sc.panels.as_ptr().add(pi * dp * NR);
+            let add0 = _mm512_loadu_ps(sc.col_add.as_ptr().add(pi * NR));
+            let add1 = _mm512_loadu_ps(sc.col_add.as_ptr().add(pi * NR + 16));
+            let col0 = sc.s0 + pi * NR;
+            for r0 in (0..padded).step_by(MR) {
+                let a = self.a.as_ptr().add(r0 * dp);
+                let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+                for p in 0..dp {
+                    let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(panel.add(p * NR) as *const _));
+                    let b1: __m512bh = std::mem::transmute(_mm512_loadu_si512(panel.add(p * NR + 16) as *const _));
+                    for (r, acc_r) in acc.iter_mut().enumerate() {
+                        let x: __m512bh = std::mem::transmute(_mm512_set1_epi32(*a.add(r * dp + p) as i32));
+                        acc_r[0] = _mm512_dpbf16_ps(acc_r[0], x, b0);
+                        acc_r[1] = _mm512_dpbf16_ps(acc_r[1], x, b1);
+                    }
+                }
+                for (r, acc_r) in acc.iter().enumerate() {
+                    let t = _mm512_set1_ps(*self.thr.get_unchecked(r0 + r));
+                    let s0 = _mm512_add_ps(acc_r[0], add0);
+                    let s1 = _mm512_add_ps(acc_r[1], add1);
+                    let m0 = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(s0, t) as u32;
+                    let m1 = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(s1, t) as u32;
+                    let mask = m0 | (m1 << 16);
+                    if mask != 0 {
+                        _mm512_storeu_ps(scores.as_mut_ptr(), s0);
+                        _mm512_storeu_ps(scores.as_mut_ptr().add(16), s1);
+                        self.offer(sc, r0 + r, &scores, mask, col0);
+                    }
+                }
+            }
+        }
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    unsafe fn scan(&mut self, _sc: &Scan<'_>) {
+        unreachable!("the bf16 screen is only dispatched on x86_64")
+    }
+}
+
+/// Exact top-k by bf16 screening; same contract as [`crate::knn::knn_block`]
+/// after its argument checks. The caller must have checked [`available`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn knn_block_screened(
+    pool: &ThreadPool,
+    queries: MatRef<'_>,
+    q_inv: &[f32],
+    q_offset: usize,
+    base: MatRef<'_>,
+    b_inv: &[f32],
+    bias: Option<&[f32]>,
+    k: usize,
+    exclude_self: bool,
+    sims: &mut [f32],
+    idx: &mut [i64],
+) {
+    debug_assert!(available());
+    let n = queries.rows();
+    let m = base.rows();
+    let d = queries.cols();
+    let dp = d.div_ceil(2);
+    let max_bias = bias.map_or(0.0, |b| b.iter().fold(0f32, |a, &v| a.max(v.abs())));
+    let margin = screen_margin(d, max_bias);
+    let threads = pool.current_num_threads().max(1);
+    let qb = n.div_ceil(threads * 4).clamp(MR, QUERY_CHUNK).next_multiple_of(MR);
+
+    pool.install(|| {
+        let mut chunks: Vec<Chunk> = (0..n.div_ceil(qb))
+            .into_par_iter()
+            .map(|c| {
+                let q0 = c * qb;
+                let rows = qb.min(n - q0);
+                let padded = rows.next_multiple_of(MR);
+                let mut a = vec![0u32; padded * dp];
+                for r in 0..rows {
+                    pack_row(queries.row(q0 + r), q_inv[q0 + r], &mut a[r * dp..(r + 1) * dp]);
+                }
+                let mut thr = vec![f32::NEG_INFINITY; padded];
+                thr[rows..].fill(f32::INFINITY);
+                let state = (0..rows)
+                    .map(|_| RowState {
+                        top: vec![f32::NEG_INFINITY; k],
+                        cand: Vec::with_capacity(2 * k + NR),
+                        cap: 2 * k + NR,
+                    })
+                    .collect();
+                Chunk {
+                    q0,
+                    rows,
+                    a,
+                    thr,
+                    state,
+                }
+            })
+            .collect();
+
+        let mut panels: Vec<u32> = Vec::new();
+        let mut col_add: Vec<f32> = Vec::new();
+        let mut s0 = 0;
+        while s0 < m {
+            let sb = SUPER.min(m - s0);
+            let n_panels = sb.div_ceil(NR);
+            panels.resize(n_panels * dp * NR, 0);
+            col_add.resize(n_panels * NR, 0.0);
+            panels
+                .par_chunks_mut(dp * NR)
+                .zip(col_add.par_chunks_mut(NR))
+                .enumerate()
+                .for_each(|(pi, (panel, add))| {
+                    let mut row = vec![0u32; dp];
+                    for c in 0..NR {
+                        let j = s0 + pi * NR + c;
+                        if j < s0 + sb {
+                            pack_row(base.row(j), b_inv[j], &mut row);
+                            add[c] = bias.map_or(0.0, |b| b[j]);
+                        } else {
+                            row.fill(0);
+                            add[c] = f32::NAN;
+                        }
+                        for (p, &v) in row.iter().enumerate() {
+                            panel[p * NR + c] = v;
+                        }
+                    }
+                });
+            let sc = Scan {
+                k,
+                dp,
+                margin,
+                self_offset: exclude_self.then_some(q_offset),
+                panels: &panels,
+                col_add: &col_add,
+                s0,
+            };
+            // SAFETY: the caller checked `available()`.
+            chunks.par_iter_mut().for_each(|ch| unsafe { ch.scan(&sc) });
+            s0 += sb;
+        }
+
+        // Exact re-ranking of the survivors.
+        let mut work: Vec<(Chunk, &mut [f32], &mut [i64])> = Vec::with_capacity(chunks.len());
+        let mut s_rest = &mut sims[..];
+        let mut i_rest = &mut idx[..];
+        for ch in chunks {
+            let (s_now, s_next) = s_rest.split_at_mut(ch.rows * k);
+            let (i_now, i_next) = i_rest.split_at_mut(ch.rows * k);
+            s_rest = s_next;
+            i_rest = i_next;
+            work.push((ch, s_now, i_now));
+        }
+        work.par_iter_mut().for_each(|(ch, s_out, i_out)| {
+            let mut exact: Vec<(f64, u32)> = Vec::new();
+            for r in 0..ch.rows {
+                let g = ch.q0 + r;
+                let thr = ch.thr[r];
+                let qrow = queries.row(g);
+                let qq: f64 = qrow.iter().map(|&x| x as f64 * x as f64).sum();
+                exact.clear();
+                exact.extend(ch.state[r].cand.iter().filter(|c| c.0 >= thr).map(|&(_, j)| {
+                    let brow = base.row(j as usize);
+                    let (mut dot, mut bb) = (0f64, 0f64);
+                    for (&x, &y) in qrow.iter().zip(brow) {
+                        dot += x as f64 * y as f64;
+                        bb += y as f64 * y as f64;
+                    }
+                    let s = dot / (qq * bb).sqrt() + bias.map_or(0.0, |b| b[j as usize] as f64);
+                    (s, j)
+                }));
+                exact.sort_unstable_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
+                debug_assert!(exact.len() >= k, "screen kept {} < k candidates", exact.len());
+                for (t, &(s, j)) in exact.iter().take(k).enumerate() {
+                    s_out[r * k + t] = s as f32;
+                    i_out[r * k + t] = j as i64;
+                }
+            }
+        });
+    });
+}
