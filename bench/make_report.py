@@ -29,14 +29,14 @@ def main() -> None:
     png = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).parents[1] / "docs" / "scaling.png"
     knn = latest(load(results, "knn"), "impl")
     if knn:
-        ours = next(r["seconds"] for r in knn if r["impl"].startswith("taskspec"))
+        ours = next(r["seconds"] for r in knn if r["impl"] == "taskspec_rs.knn")
         print("| exact kNN 40k x 40k, d=300, k=10 | seconds | GFLOP/s | vs taskspec-rs |\n|---|---|---|---|")
         for r in sorted(knn, key=lambda r: r["seconds"]):
             print(f"| {r['impl']} | {r['seconds']:.2f} | {r['gflops']:.0f} | {r['seconds'] / ours:.2f}x |")
         print()
     llm = latest(load(results, "llm"), "impl")
     if llm:
-        ours = next(r["seconds"] for r in llm if r["impl"].startswith("taskspec"))
+        ours = next(r["seconds"] for r in llm if r["impl"] == "taskspec_rs.llm_project")
         print("| llm_project 10k targets x 100k sources | seconds | taskspec-rs speed-up |\n|---|---|---|")
         for r in sorted(llm, key=lambda r: r["seconds"]):
             print(f"| {r['impl']} | {r['seconds']:.2f} | {r['seconds'] / ours:.2f}x |")

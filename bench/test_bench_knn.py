@@ -30,6 +30,7 @@ def _run(benchmark, name, fn):
             "threads": THREADS,
             "seconds": t,
             "gflops": 2 * N * N * DIM / t / 1e9,
+            "kernel": ts.knn_kernel() if name.startswith("taskspec_rs") else None,
         },
     )
     return result
@@ -40,6 +41,16 @@ def test_knn_taskspec(benchmark, data):
     q, b = data
     sims, idx = _run(benchmark, "taskspec_rs.knn", lambda: ts.knn(q, b, K, num_threads=THREADS))
     assert idx.shape == (N, K)
+
+
+@pytest.mark.benchmark(group="knn-exact-40k")
+def test_knn_taskspec_f32_kernel(benchmark, data, monkeypatch):
+    """The portable f32 GEMM kernel, used where the CPU lacks AVX512-BF16."""
+    q, b = data
+    monkeypatch.setenv("TASKSPEC_KNN_KERNEL", "fp32")
+    sims, _ = _run(benchmark, "taskspec_rs.knn, f32 kernel", lambda: ts.knn(q, b, K, num_threads=THREADS))
+    monkeypatch.delenv("TASKSPEC_KNN_KERNEL")
+    np.testing.assert_allclose(sims[:500], ts.knn(q[:500], b, K)[0], atol=1e-5)
 
 
 @pytest.mark.benchmark(group="knn-exact-40k")

@@ -31,6 +31,7 @@ def _run(benchmark, name, fn, ref):
             "k": K,
             "threads": THREADS,
             "seconds": benchmark.stats.stats.min,
+            "kernel": ts.knn_kernel() if name.startswith("taskspec_rs") else None,
         },
     )
     # Same projection up to neighbour ties and float32 rounding.
@@ -41,6 +42,16 @@ def _run(benchmark, name, fn, ref):
 def test_llm_taskspec(benchmark, data):
     x, y, xs, ref = data
     _run(benchmark, "taskspec_rs.llm_project", lambda: ts.llm_project(x, y, xs, K, num_threads=THREADS), ref)
+
+
+@pytest.mark.benchmark(group="llm-10k-x-100k")
+def test_llm_taskspec_f32_kernel(benchmark, data, monkeypatch):
+    """The portable f32 GEMM kernel, used where the CPU lacks AVX512-BF16."""
+    x, y, xs, ref = data
+    monkeypatch.setenv("TASKSPEC_KNN_KERNEL", "fp32")
+    _run(
+        benchmark, "taskspec_rs.llm_project, f32 kernel", lambda: ts.llm_project(x, y, xs, K, num_threads=THREADS), ref
+    )
 
 
 @pytest.mark.benchmark(group="llm-10k-x-100k")

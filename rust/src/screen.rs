@@ -74,6 +74,38 @@ fn screen_margin(d: usize, max_bias: f32) -> f32 {
     (2.0 * eps + 2f64.powi(-20) * (1.0 + max_bias as f64)) as f32
 }
 
+/// Exact scores: cosine from `f64` dot products and norms, plus the bias.
+#[derive(Clone, Copy)]
+struct Exact<'a> {
+    queries: MatRef<'a>,
+    base: MatRef<'a>,
+    bias: Option<&'a [f32]>,
+}
+
+impl Exact<'_> {
+    /// Sort `cand` (candidates of query row `g`) by exact score, best first
+    /// (ties by lower index), and keep the best `keep`.
+    fn rank(&self, g: usize, cand: &[(f32, u32)], keep: usize, out: &mut Vec<(f64, u32)>) {
+        let qrow = self.queries.row(g);
+        let qq: f64 = qrow.iter().map(|&x| x as f64 * x as f64).sum();
+        out.clear();
+        out.extend(cand.iter().map(|&(_, j)| {
+            let brow = self.base.row(j as usize);
+            let (mut dot, mut bb) = (0f64, 0f64);
+            for (&x, &y) in qrow.iter().zip(brow) {
+                dot += x as f64 * y as f64;
+                bb += y as f64 * y as f64;
+            }
+            (
+                dot / (qq * bb).sqrt() + self.bias.map_or(0.0, |b| b[j as usize] as f64),
+                j,
+            )
+        }));
+        out.sort_unstable_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
+        out.truncate(keep);
+    }
+}
+
 /// Screening state of one query row.
 struct RowState {
     /// The k best screened scores seen so far (descending; `-inf` until filled).
@@ -107,6 +139,10 @@ struct Scan<'a> {
     col_add: &'a [f32],
     /// Global index of the first base row of `panels`.
     s0: usize,
+    /// Most candidates a row keeps: beyond it (many near-ties, e.g.
+    /// duplicated vectors) they are cut to the exact top-k so far.
+    limit: usize,
+    exact: Exact<'a>,
 }
 
 impl Chunk {
@@ -140,7 +176,18 @@ impl Chunk {
         if st.cand.len() >= st.cap {
             st.cand.retain(|c| c.0 >= thr);
             if st.cand.len() * 2 > st.cap {
-                st.cap *= 2;
+                if st.cap < sc.limit {
+                    st.cap = (st.cap * 2).min(sc.limit);
+                } else {
+                    // A row outside the exact top-k of the rows seen so far is
+                    // outside the final top-k too: keep only those k.
+                    let mut ranked = Vec::new();
+                    sc.exact.rank(self.q0 + r, &st.cand, sc.k, &mut ranked);
+                    // Their screened scores no longer matter: +inf keeps them
+                    // through every later filter; the final ranking is exact.
+                    st.cand.clear();
+                    st.cand.extend(ranked.iter().map(|&(_, j)| (f32::INFINITY, j)));
+                }
             }
         }
         self.thr[r] = thr;
@@ -223,6 +270,8 @@ pub(crate) fn knn_block_screened(
     let margin = screen_margin(d, max_bias);
     let threads = pool.current_num_threads().max(1);
     let qb = n.div_ceil(threads * 4).clamp(MR, QUERY_CHUNK).next_multiple_of(MR);
+    let limit = 4 * k + 1024;
+    let scorer = Exact { queries, base, bias };
 
     pool.install(|| {
         let mut chunks: Vec<Chunk> = (0..n.div_ceil(qb))
@@ -290,6 +339,8 @@ pub(crate) fn knn_block_screened(
                 panels: &panels,
                 col_add: &col_add,
                 s0,
+                limit,
+                exact: scorer,
             };
             // SAFETY: the caller checked `available()`.
             chunks.par_iter_mut().for_each(|ch| unsafe { ch.scan(&sc) });
@@ -309,23 +360,12 @@ pub(crate) fn knn_block_screened(
         }
         work.par_iter_mut().for_each(|(ch, s_out, i_out)| {
             let mut exact: Vec<(f64, u32)> = Vec::new();
+            let mut kept: Vec<(f32, u32)> = Vec::new();
             for r in 0..ch.rows {
-                let g = ch.q0 + r;
                 let thr = ch.thr[r];
-                let qrow = queries.row(g);
-                let qq: f64 = qrow.iter().map(|&x| x as f64 * x as f64).sum();
-                exact.clear();
-                exact.extend(ch.state[r].cand.iter().filter(|c| c.0 >= thr).map(|&(_, j)| {
-                    let brow = base.row(j as usize);
-                    let (mut dot, mut bb) = (0f64, 0f64);
-                    for (&x, &y) in qrow.iter().zip(brow) {
-                        dot += x as f64 * y as f64;
-                        bb += y as f64 * y as f64;
-                    }
-                    let s = dot / (qq * bb).sqrt() + bias.map_or(0.0, |b| b[j as usize] as f64);
-                    (s, j)
-                }));
-                exact.sort_unstable_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
+                kept.clear();
+                kept.extend(ch.state[r].cand.iter().filter(|c| c.0 >= thr));
+                scorer.rank(ch.q0 + r, &kept, k, &mut exact);
                 debug_assert!(exact.len() >= k, "screen kept {} < k candidates", exact.len());
                 for (t, &(s, j)) in exact.iter().take(k).enumerate() {
                     s_out[r * k + t] = s as f32;

@@ -456,3 +456,21 @@ fn screen_threads_agree_and_large_k() {
     };
     assert_eq!(run(&pool1), run(&pool2));
 }
+
+#[test]
+fn screen_bounds_candidates_when_everything_ties() {
+    // 6000 copies of one vector (and a query equal to it): every base row
+    // passes the screen, so the candidate list must be cut by exact score
+    // instead of growing with the base; the answer is the first k by index.
+    let d = 16;
+    let row = clustered(1, d, 1, 20);
+    let b: Vec<f32> = row.iter().cycle().take(6000 * d).copied().collect();
+    let q: Vec<f32> = row.iter().cycle().take(3 * d).copied().collect();
+    for screened in [false, crate::screen::available()] {
+        let (s, ix) = run_kernel(screened, &q, &b, d, 5, false, None);
+        assert_eq!(ix, [0, 1, 2, 3, 4].repeat(3), "screened={screened}");
+        assert!(s.iter().all(|&v| (v - 1.0).abs() < 1e-6));
+    }
+    let (_, ix) = run_kernel(crate::screen::available(), &b[..4 * d], &b, d, 3, true, None);
+    assert_eq!(ix, vec![1, 2, 3, 0, 2, 3, 0, 1, 3, 0, 1, 2]);
+}
