@@ -20,6 +20,9 @@
 //!   (best first, ties by lower index).
 //!
 //! The result is the exact top-k; only the candidate filter is approximate.
+//! Near-ties (e.g. duplicated vectors) can admit many candidates: a row's
+//! list is then cut to its exact top-k so far, and a block of queries that
+//! admits too many is finished by the `f32` kernel instead.
 //! The scan never stores a similarity tile: a 12 x 32 register block is
 //! compared against the rows' thresholds as soon as it is computed.
 
@@ -126,6 +129,10 @@ struct Chunk {
     /// (`+inf` on padding rows).
     thr: Vec<f32>,
     state: Vec<RowState>,
+    /// Candidates admitted so far (all rows).
+    admitted: usize,
+    /// Too many near-ties for the screen to pay: finish with the `f32` kernel.
+    fallback: bool,
 }
 
 struct Scan<'a> {
@@ -162,6 +169,7 @@ impl Chunk {
                 continue;
             }
             st.cand.push((s, j as u32));
+            self.admitted += 1;
             let k = sc.k;
             if s > st.top[k - 1] {
                 let mut pos = k - 1;
@@ -210,6 +218,12 @@ impl Chunk {
             let add0 = _mm512_loadu_ps(sc.col_add.as_ptr().add(pi * NR));
             let add1 = _mm512_loadu_ps(sc.col_add.as_ptr().add(pi * NR + 16));
             let col0 = sc.s0 + pi * NR;
+            // Exact cuts cost about 2d flops per admitted candidate: past this
+            // many (typical rows admit a few hundred) the f32 kernel is cheaper.
+            if self.admitted > 2 * self.rows * sc.limit {
+                self.fallback = true;
+                return;
+            }
             for r0 in (0..padded).step_by(MR) {
                 let a = self.a.as_ptr().add(r0 * dp);
                 let mut acc = [[_mm512_setzero_ps(); 2]; MR];
@@ -299,6 +313,8 @@ pub(crate) fn knn_block_screened(
                     a,
                     thr,
                     state,
+                    admitted: 0,
+                    fallback: false,
                 }
             })
             .collect();
@@ -343,7 +359,10 @@ pub(crate) fn knn_block_screened(
                 exact: scorer,
             };
             // SAFETY: the caller checked `available()`.
-            chunks.par_iter_mut().for_each(|ch| unsafe { ch.scan(&sc) });
+            chunks
+                .par_iter_mut()
+                .filter(|ch| !ch.fallback)
+                .for_each(|ch| unsafe { ch.scan(&sc) });
             s0 += sb;
         }
 
@@ -359,6 +378,13 @@ pub(crate) fn knn_block_screened(
             work.push((ch, s_now, i_now));
         }
         work.par_iter_mut().for_each(|(ch, s_out, i_out)| {
+            if ch.fallback {
+                let rows = queries.slice_rows(ch.q0, ch.q0 + ch.rows);
+                let inv = &q_inv[ch.q0..ch.q0 + ch.rows];
+                let off = q_offset + ch.q0;
+                crate::knn::knn_block_fp32(pool, rows, inv, off, base, b_inv, bias, k, exclude_self, s_out, i_out);
+                return;
+            }
             let mut exact: Vec<(f64, u32)> = Vec::new();
             let mut kept: Vec<(f32, u32)> = Vec::new();
             for r in 0..ch.rows {
