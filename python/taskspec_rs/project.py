@@ -68,6 +68,10 @@ def knn(
         row ``i`` never returns ``i``.
     method : {"exact", "hnsw"}, keyword-only
         Exact blocked search in Rust, or an approximate HNSW graph (hnswlib).
+        Exact search screens candidates with bfloat16 dot products where the
+        CPU has AVX512-BF16 and re-ranks them in float64 (the answer is exact
+        either way); :func:`knn_kernel` names the kernel in use, and
+        ``TASKSPEC_KNN_KERNEL=fp32`` forces the float32 GEMM kernel.
     hnsw : dict or HnswIndex, keyword-only
         For ``method="hnsw"``: index parameters (``M``, ``ef_construction``,
         ``ef``) or a prebuilt :class:`~taskspec_rs.HnswIndex` over ``base``.
@@ -221,7 +225,7 @@ def llm_project(
         Project the source vocabulary onto itself (``y_gen`` is ``x_gen``):
         word ``i`` never uses itself as a neighbour. Used to tune ``k``.
     knn : {"exact", "hnsw"}, keyword-only
-        Neighbour search: exact (Rust, blocked GEMM) or approximate (HNSW).
+        Neighbour search: exact (Rust; see :func:`knn`) or approximate (HNSW).
     hnsw : dict or HnswIndex, keyword-only
         HNSW parameters (``M``, ``ef_construction``, ``ef``) or a prebuilt
         :class:`~taskspec_rs.HnswIndex` over ``x_gen`` (reuse it across ``k``).
