@@ -478,3 +478,26 @@ fn screen_bounds_candidates_when_everything_ties() {
         assert_eq!(ix, vec![1, 2, 3, 0, 2, 3, 0, 1, 3, 0, 1, 2]);
     }
 }
+
+#[test]
+fn screen_exclude_self_with_row_offset() {
+    // A later block of the same vocabulary: query row i is base row 100 + i.
+    if !crate::screen::available() {
+        return;
+    }
+    let (d, m, k) = (24, 900, 6);
+    let pool = thread_pool(Some(2)).unwrap();
+    let b = clustered(m, d, 12, 21);
+    let bm = MatRef::new(&b, m, d, "b").unwrap();
+    let bi = inverse_norms(&pool, bm, "b").unwrap();
+    let qm = bm.slice_rows(100, 250);
+    let (mut s, mut ix) = (vec![0f32; 150 * k], vec![0i64; 150 * k]);
+    crate::screen::knn_block_screened(&pool, qm, &bi[100..250], 100, bm, &bi, None, k, true, &mut s, &mut ix);
+    let (mut s2, mut ix2) = (vec![0f32; 150 * k], vec![0i64; 150 * k]);
+    crate::knn::knn_block_fp32(&pool, qm, &bi[100..250], 100, bm, &bi, None, k, true, &mut s2, &mut ix2);
+    for i in 0..150 {
+        assert!(!ix[i * k..(i + 1) * k].contains(&(100 + i as i64)));
+    }
+    assert_eq!(ix, ix2);
+    assert!(s.iter().zip(&s2).all(|(a, b)| (a - b).abs() < 1e-5));
+}
