@@ -501,3 +501,18 @@ fn screen_exclude_self_with_row_offset() {
     assert_eq!(ix, ix2);
     assert!(s.iter().zip(&s2).all(|(a, b)| (a - b).abs() < 1e-5));
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// The bf16 screen returns the naive f64 top-k for any shape, k and bias.
+    #[test]
+    fn screen_equals_naive(n in 1usize..30, m in 2usize..900, d in 1usize..70, k in 1usize..12,
+                           centres in 1usize..6, use_bias in any::<bool>(), seed in 0u64..1000) {
+        let k = k.min(m);
+        let b = clustered(m, d, centres, seed);
+        let q = clustered(n, d, centres, seed + 3);
+        let bias: Vec<f32> = (0..m).map(|j| -0.05 * ((j * 13 % 7) as f32)).collect();
+        check_kernels(&q, &b, d, k, false, use_bias.then_some(&bias[..]), 1e-5);
+    }
+}
