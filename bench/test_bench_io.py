@@ -64,6 +64,25 @@ def test_load_taskspec(benchmark, vec_file):
 
 
 @pytest.mark.benchmark(group="load_vectors")
+def test_load_taskspec_gzip(benchmark, vec_file):
+    """The same file gzip-compressed (level 6, as fastText's .vec.gz): decompression is single-threaded."""
+    import gzip
+
+    path, words, x = vec_file
+    packed = path.with_suffix(".vec.gz")
+    if not packed.exists():
+        packed.write_bytes(gzip.compress(path.read_bytes(), compresslevel=6))
+    w, v = _run(
+        benchmark,
+        "taskspec_rs.load_vectors (.vec.gz)",
+        lambda: ts.load_vectors(packed, num_threads=THREADS),
+        ROUNDS_OURS,
+    )
+    assert w == words
+    np.testing.assert_array_equal(v, x)
+
+
+@pytest.mark.benchmark(group="load_vectors")
 def test_load_gensim(benchmark, vec_file):
     models = pytest.importorskip("gensim.models")
     path, words, x = vec_file

@@ -163,9 +163,10 @@ def test_word2vec_loader_drops_zero_rows_and_duplicates(tmp_path):
 @pytest.mark.parametrize(
     "body, message",
     [
-        ("2 3\na 1 2 3\nb 1 2\n", r"v\.vec:3: expected a word and 3 numbers, got 2"),
-        ("2 2\na 1 x\n", r"v\.vec:2: non-numeric"),
-        ("a 1 2\n", r"v\.vec:1: expected a header"),
+        ("2 3\na 1 2 3\nb 1 2\n", r"v\.vec, line 3: expected 3 values after the word \"b\", found 2"),
+        ("2 2\na 1 x\n", r"v\.vec, line 2: .*\"x\""),
+        ("2 2\na 1 nan\n", r"v\.vec, line 2: .*(NaN|nan)"),
+        ("", r"v\.vec: empty file"),
     ],
 )
 def test_word2vec_loader_reports_file_and_line(tmp_path, body, message):
@@ -506,3 +507,18 @@ def test_demo_experiment_with_new_methods_and_normalisation(tmp_path):
     md = (tmp_path / "out" / "results.md").read_text()
     assert "chosen margin" in md and "Neighbour hubness" in md
     assert "diagnostics" in json.loads((tmp_path / "out" / "results.json").read_text())
+
+
+def test_word2vec_loader_reads_gzip_and_binary(tmp_path):
+    import gzip
+
+    import taskspec_rs as ts
+
+    x = np.array([[1, 0], [0.5, 0.5]], np.float32)
+    ts.save_vectors(tmp_path / "v.bin", ["a", "c"], x)
+    (tmp_path / "v.vec.gz").write_bytes(gzip.compress(b"3 2\na 1 0\nb 0 0\nc 0.5 0.5\n"))
+    for name in ["v.bin", "v.vec.gz"]:
+        emb = load_embeddings(tmp_path / name)
+        assert emb.words == ["a", "c"] and emb.vectors.tolist() == x.tolist()
+    with pytest.raises(TaskspecError, match="file not found"):
+        load_embeddings(tmp_path / "missing.vec")

@@ -469,3 +469,36 @@ def test_matches_gensim(tmp_path):
         kv3 = kv_cls.load_word2vec_format(str(theirs), binary=is_binary, limit=50)
         assert w3 == list(kv3.index_to_key)
         np.testing.assert_array_equal(x3, kv3.vectors)
+
+
+@pytest.mark.parametrize("ext", [".vec", ".bin"])
+def test_gzip_files_load_directly(tmp_path, ext):
+    import gzip
+
+    words = [f"w{i}" for i in range(3000)]
+    x = rand(3000, 5)
+    ts.save_vectors(tmp_path / f"e{ext}", words, x)
+    raw = (tmp_path / f"e{ext}").read_bytes()
+    packed = gzip.compress(raw)
+    (tmp_path / f"e{ext}.gz").write_bytes(packed)
+    w, v = ts.load_vectors(tmp_path / f"e{ext}.gz")
+    assert w == words
+    np.testing.assert_array_equal(v, x)
+    w, v = ts.load_vectors(tmp_path / f"e{ext}.gz", limit=10)
+    assert w == words[:10]
+    np.testing.assert_array_equal(v, x[:10])
+    # The compression is recognised from the content, whatever the name.
+    (tmp_path / "renamed").write_bytes(packed)
+    np.testing.assert_array_equal(ts.load_vectors(tmp_path / "renamed", format=ext[1:])[1], x)
+    (tmp_path / f"cut{ext}.gz").write_bytes(packed[: len(packed) // 2])
+    with pytest.raises(ValueError, match=r"cut.*\.gz.*corrupt or truncated gzip data"):
+        ts.load_vectors(tmp_path / f"cut{ext}.gz")
+
+
+def test_gzip_output_and_gzip_npy_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="path: .*gzip output"):
+        ts.save_vectors(tmp_path / "e.vec.gz", ["a"], rand(1, 2))
+    assert not (tmp_path / "e.vec.gz").exists()
+    (tmp_path / "e.npy.gz").write_bytes(b"\x1f\x8b")
+    with pytest.raises(ValueError, match="path: .*gzip-compressed .npy"):
+        ts.load_vectors(tmp_path / "e.npy.gz")

@@ -323,30 +323,20 @@ def _finish_embeddings(words: list[str], vectors: np.ndarray, where: str) -> Emb
     return Embeddings([words[i] for i in keep], np.ascontiguousarray(vectors[keep]))
 
 
-def _load_word2vec_text(path: Path) -> Embeddings:
-    lines = _read_text(path).splitlines()
-    if not lines:
-        raise TaskspecError(f"{path}: empty embeddings file")
-    head = lines[0].split()
-    if len(head) != 2 or not all(h.isdigit() for h in head):
-        raise TaskspecError(f"{path}:1: expected a header 'count dim'")
-    dim = int(head[1])
-    words: list[str] = []
-    rows: list[list[float]] = []
-    for lineno, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
-        parts = line.rstrip().split(" ")
-        if len(parts) != dim + 1:
-            raise TaskspecError(f"{path}:{lineno}: expected a word and {dim} numbers, got {len(parts) - 1} numbers")
-        try:
-            rows.append([float(x) for x in parts[1:]])
-        except ValueError:
-            raise TaskspecError(f"{path}:{lineno}: non-numeric vector component") from None
-        words.append(parts[0])
+def _load_word2vec(path: Path) -> Embeddings:
+    """A word2vec text or binary file (optionally gzip-compressed), read by the Rust loader."""
+    from .vectors import load_vectors
+
+    name = path.name.lower().removesuffix(".gz")
+    try:
+        words, vecs = load_vectors(path, format="binary" if name.endswith(".bin") else "text")
+    except FileNotFoundError:
+        raise TaskspecError(f"file not found: {path}") from None
+    except (OSError, ValueError) as exc:
+        raise TaskspecError(str(exc)) from None
     if not words:
         raise TaskspecError(f"{path}: no vectors")
-    return _finish_embeddings(words, np.array(rows, dtype=np.float32), str(path))
+    return _finish_embeddings(words, vecs, str(path))
 
 
 @lru_cache(maxsize=4)
@@ -381,19 +371,22 @@ def load_embeddings(path: str | Path, *, key: str | None = None) -> Embeddings:
     Parameters
     ----------
     path
-        A word2vec text file (first line ``count dim``, then ``word v1 … vd``)
-        or an ``.npz`` archive.
+        A word2vec/fastText text file (``word v1 … vd`` per line, optional
+        ``count dim`` header), a word2vec binary ``.bin``, either optionally
+        gzip-compressed (see :func:`taskspec_rs.load_vectors`), or an ``.npz``
+        archive.
     key
         For ``.npz``: the prefix of ``<key>__words`` / ``<key>__vecs``.
 
     Notes
     -----
-    Duplicate words keep their first vector; all-zero and non-finite rows are
-    dropped (those words count as unknown).
+    Duplicate words keep their first vector; all-zero rows are dropped (those
+    words count as unknown). Non-finite values in a text or binary file are an
+    error naming the line; in an ``.npz`` their rows are dropped.
     """
     path = Path(path)
     if path.suffix.lower() == ".npz":
         if key is None:
             raise TaskspecError(f"{path}: an embeddings_key is needed for .npz embeddings")
         return _load_npz(path, key)
-    return _load_word2vec_text(path)
+    return _load_word2vec(path)

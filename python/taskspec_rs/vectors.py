@@ -21,6 +21,12 @@ Formats (chosen from the file extension, or forced with ``format=``):
     as is and pairs with ``emb.words.txt``. Read through a memory map: with
     ``limit`` only the first rows are read.
 
+Compressed files: a gzip-compressed text or binary file (``cc.fr.300.vec.gz``)
+is read directly; the format comes from the extension before ``.gz`` and
+the compression from the file's magic bytes. It is decompressed into memory
+(for text with ``limit``, only until the first ``limit`` rows); a corrupt or
+truncated stream raises :class:`ValueError`. Writing is uncompressed only.
+
 Errors: a malformed file raises :class:`ValueError` naming the file and the
 1-based line (``emb.vec, line 12: expected 300 values after the word "the",
 found 299``; binary files name the entry and its byte offset, ``.npy`` files
@@ -78,11 +84,12 @@ def _path(path: Any) -> str:
 
 def _format(path: str, format: Optional[str]) -> str:
     if format is None:
-        ext = os.path.splitext(path)[1].lower()
+        stem = path[:-3] if path.lower().endswith(".gz") else path
+        ext = os.path.splitext(stem)[1].lower()
         if ext not in _EXTENSIONS:
             raise ValueError(
                 f"format: cannot infer the format of {path!r} from its extension {ext!r}; "
-                "use .vec/.txt (text), .bin (binary) or .npy, or pass "
+                "use .vec/.txt (text), .bin (binary), either with .gz, or .npy, or pass "
                 "format='text' | 'binary' | 'npy'"
             )
         return _EXTENSIONS[ext]
@@ -166,6 +173,8 @@ def load_vectors(
     """
     p = _path(path)
     fmt = _format(p, format)
+    if fmt == "npy" and p.lower().endswith(".gz"):
+        raise ValueError(f"path: {p!r} is a gzip-compressed .npy, which is not supported; decompress it first")
     dt = _dtype(dtype)
     n = _limit(limit)
     if duplicates not in ("keep_first", "error"):
@@ -302,6 +311,8 @@ def save_vectors(
     """
     p = _path(path)
     fmt = _format(p, format)
+    if p.lower().endswith(".gz"):
+        raise ValueError(f"path: {p!r} asks for gzip output, which save_vectors does not write; save without .gz")
     if isinstance(words, (str, bytes)):
         raise TypeError("words: expected a sequence of str, got a single string")
     try:

@@ -12,6 +12,11 @@
 //! word bytes, one space, `dim` little-endian float32 values and an optional
 //! `\n` (newlines before a word are skipped).
 //!
+//! A gzip-compressed file (either format; recognised by its magic bytes, not
+//! its name) is decompressed into memory first; for text with `limit`, only
+//! until the first `limit` rows are complete. A corrupt or truncated stream is
+//! a format error.
+//!
 //! Reading memory-maps the file. Text is parsed in parallel: the body is cut
 //! into newline-aligned chunks, a first pass counts the rows of each chunk, a
 //! second parses each chunk straight into its slice of the preallocated
@@ -248,6 +253,42 @@ fn open_bytes(path: &Path) -> IoResult<Bytes> {
     Ok(Bytes::Owned(v))
 }
 
+/// First two bytes of a gzip stream.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Decompress the gzip stream(s) in `raw`; with `lines`, stop once that many
+/// complete lines are out (the rest is cut at the last line break).
+fn gunzip(path: &Path, raw: &[u8], lines: Option<usize>) -> IoResult<Vec<u8>> {
+    let mut dec = flate2::read::MultiGzDecoder::new(raw);
+    let mut out: Vec<u8> = Vec::with_capacity(raw.len().saturating_mul(2).min(1 << 30));
+    let mut buf = vec![0u8; 4 << 20];
+    let mut seen = 0usize;
+    loop {
+        let n = match dec.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(format_err(
+                    path,
+                    Loc::File,
+                    format!("corrupt or truncated gzip data after {} decompressed bytes ({e}); re-download or re-compress the file", out.len()),
+                ))
+            }
+        };
+        out.extend_from_slice(&buf[..n]);
+        if let Some(want) = lines {
+            seen += memchr::memchr_iter(b'\n', &buf[..n]).count();
+            if seen >= want {
+                let cut = out.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                out.truncate(cut);
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Read a word-vector file in `format`. `limit`: read at most this many rows.
 pub fn read_vectors<T: Real>(
     pool: &ThreadPool,
@@ -256,7 +297,15 @@ pub fn read_vectors<T: Real>(
     limit: Option<usize>,
     dups: Duplicates,
 ) -> IoResult<Vectors<T>> {
-    let bytes = open_bytes(path)?;
+    let mut bytes = open_bytes(path)?;
+    if bytes.starts_with(&GZIP_MAGIC) {
+        // Header plus `limit` rows, and one more line as margin.
+        let lines = match format {
+            Format::Text => limit.map(|l| l.saturating_add(2)),
+            Format::Binary => None,
+        };
+        bytes = Bytes::Owned(gunzip(path, &bytes, lines)?);
+    }
     match format {
         Format::Text => parse_text(pool, &bytes, path, limit, dups),
         Format::Binary => parse_binary(pool, &bytes, path, limit, dups),
@@ -1055,6 +1104,42 @@ mod tests {
         assert!(msg(e).contains("duplicate word \"a\" at indices 0 and 1"));
         let e = read_vectors::<f32>(&pool(), &dir.join("missing"), Format::Text, None, Duplicates::Error).unwrap_err();
         assert!(matches!(e, VecIoError::Io { ref source, .. } if source.kind() == io::ErrorKind::NotFound));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn gzip_files_read_like_plain_ones() {
+        use std::io::Write;
+        let dir = std::env::temp_dir().join(format!("taskspec-vecio-gz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let words: Vec<String> = (0..5000).map(|i| format!("w{i}")).collect();
+        let data: Vec<f32> = (0..5000 * 4).map(|i| (i % 97) as f32 * 0.25 - 3.0).collect();
+        let gz = |src: &Path, dst: &Path, members: usize| {
+            let raw = std::fs::read(src).unwrap();
+            let mut out = Vec::new();
+            // Several members, as concatenated .gz files are.
+            for part in raw.chunks(raw.len().div_ceil(members)) {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(part).unwrap();
+                out.extend(e.finish().unwrap());
+            }
+            std::fs::write(dst, &out).unwrap();
+            out
+        };
+        for (fmt, name) in [(Format::Text, "v.vec"), (Format::Binary, "v.bin")] {
+            let plain = dir.join(name);
+            write_vectors(&pool(), &plain, fmt, &words, &data, 4).unwrap();
+            let packed = dir.join(format!("{name}.gz"));
+            let bytes = gz(&plain, &packed, 3);
+            let v = read_vectors::<f32>(&pool(), &packed, fmt, None, Duplicates::Error).unwrap();
+            assert_eq!((v.words, v.data), (words.clone(), data.clone()));
+            let v = read_vectors::<f32>(&pool(), &packed, fmt, Some(7), Duplicates::Error).unwrap();
+            assert_eq!((&v.words[..], &v.data[..]), (&words[..7], &data[..28]));
+            // A truncated download is a format error naming the file, not a short read.
+            std::fs::write(&packed, &bytes[..bytes.len() / 2]).unwrap();
+            let e = msg(read_vectors::<f32>(&pool(), &packed, fmt, None, Duplicates::Error));
+            assert!(e.contains("corrupt or truncated gzip data") && e.contains(".gz"), "{e}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
