@@ -11,7 +11,7 @@
 //!   and each tile is folded into a per-row top-k at once.
 //!
 //! Neither stores the full similarity matrix: extra memory is one tile (or
-//! one packed base pass of 16384 rows) plus one normalised query block per
+//! one packed base pass of 10 MiB) plus one normalised query block per
 //! thread, and one inverse norm per base row.
 
 use rayon::prelude::*;

@@ -35,8 +35,8 @@ use crate::matrix::MatRef;
 const MR: usize = 12;
 /// Base rows per packed panel (two 16-lane registers).
 const NR: usize = 32;
-/// Base rows converted to bf16 per pass (about 10 MiB packed at d = 300).
-const SUPER: usize = 16384;
+/// Bytes of packed bf16 base rows per pass (16384 rows at d = 320).
+const PASS_BYTES: usize = 10 << 20;
 /// Query rows per work item (upper bound).
 const QUERY_CHUNK: usize = 516;
 
@@ -285,6 +285,7 @@ pub(crate) fn knn_block_screened(
     let threads = pool.current_num_threads().max(1);
     let qb = n.div_ceil(threads * 4).clamp(MR, QUERY_CHUNK).next_multiple_of(MR);
     let limit = 4 * k + 1024;
+    let pass_rows = (PASS_BYTES / (dp * 4)).next_multiple_of(NR).max(NR);
     let scorer = Exact { queries, base, bias };
 
     pool.install(|| {
@@ -323,7 +324,7 @@ pub(crate) fn knn_block_screened(
         let mut col_add: Vec<f32> = Vec::new();
         let mut s0 = 0;
         while s0 < m {
-            let sb = SUPER.min(m - s0);
+            let sb = pass_rows.min(m - s0);
             let n_panels = sb.div_ceil(NR);
             panels.resize(n_panels * dp * NR, 0);
             col_add.resize(n_panels * NR, 0.0);

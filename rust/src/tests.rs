@@ -396,9 +396,19 @@ fn screen_matches_naive_at_embedding_width() {
 
 #[test]
 fn screen_crosses_base_passes() {
-    // More base rows than one packed pass (16384), narrow rows, d = 1 and 3 too.
-    for d in [1, 3, 8] {
-        let b = clustered(16384 + 700, d, 25, 13);
+    // A pass holds 10 MiB of packed rows: at d = 2000 that is 2624 rows, so
+    // 6000 base rows take three passes (the last one partial).
+    for d in [2000, 2001] {
+        let b = clustered(6000, d, 25, 13);
+        let q = clustered(30, d, 5, 14);
+        check_kernels(&q, &b, d, 12, false, None, 1e-5);
+    }
+}
+
+#[test]
+fn screen_narrow_rows() {
+    for d in [1, 2, 3, 8] {
+        let b = clustered(3000, d, 25, 13);
         let q = clustered(40, d, 5, 14);
         check_kernels(&q, &b, d, 12, false, None, 1e-5);
     }
