@@ -90,15 +90,10 @@ impl Exact<'_> {
     /// (ties by lower index), and keep the best `keep`.
     fn rank(&self, g: usize, cand: &[(f32, u32)], keep: usize, out: &mut Vec<(f64, u32)>) {
         let qrow = self.queries.row(g);
-        let qq: f64 = qrow.iter().map(|&x| x as f64 * x as f64).sum();
+        let (_, qq) = dot_and_norm(qrow, qrow);
         out.clear();
         out.extend(cand.iter().map(|&(_, j)| {
-            let brow = self.base.row(j as usize);
-            let (mut dot, mut bb) = (0f64, 0f64);
-            for (&x, &y) in qrow.iter().zip(brow) {
-                dot += x as f64 * y as f64;
-                bb += y as f64 * y as f64;
-            }
+            let (dot, bb) = dot_and_norm(qrow, self.base.row(j as usize));
             (
                 dot / (qq * bb).sqrt() + self.bias.map_or(0.0, |b| b[j as usize] as f64),
                 j,
@@ -107,6 +102,27 @@ impl Exact<'_> {
         out.sort_unstable_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
         out.truncate(keep);
     }
+}
+
+/// `(q . b, b . b)` in `f64`, over eight independent lanes (vectorisable;
+/// the same inputs always give the same bits, so duplicates tie exactly).
+#[inline]
+fn dot_and_norm(q: &[f32], b: &[f32]) -> (f64, f64) {
+    let (mut dot, mut norm) = ([0f64; 8], [0f64; 8]);
+    let (qc, bc) = (q.chunks_exact(8), b.chunks_exact(8));
+    let (qr, br) = (qc.remainder(), bc.remainder());
+    for (x, y) in qc.zip(bc) {
+        for l in 0..8 {
+            let yl = y[l] as f64;
+            dot[l] += x[l] as f64 * yl;
+            norm[l] += yl * yl;
+        }
+    }
+    for (l, (&x, &y)) in qr.iter().zip(br).enumerate() {
+        dot[l] += x as f64 * y as f64;
+        norm[l] += y as f64 * y as f64;
+    }
+    (dot.iter().sum(), norm.iter().sum())
 }
 
 /// Screening state of one query row.
