@@ -161,24 +161,7 @@ pub fn knn_block(
     if n == 0 {
         return Ok(());
     }
-    if screen_enabled() && m <= u32::MAX as usize {
-        crate::screen::knn_block_screened(
-            pool,
-            queries,
-            q_inv,
-            q_offset,
-            base,
-            b_inv,
-            bias,
-            k,
-            exclude_self,
-            sims,
-            idx,
-        );
-        return Ok(());
-    }
-    knn_block_fp32(
-        pool,
+    let search = Search {
         queries,
         q_inv,
         q_offset,
@@ -187,10 +170,26 @@ pub fn knn_block(
         bias,
         k,
         exclude_self,
-        sims,
-        idx,
-    );
+    };
+    if screen_enabled() && m <= u32::MAX as usize {
+        crate::screen::knn_block_screened(pool, &search, sims, idx);
+    } else {
+        knn_block_fp32(pool, &search, sims, idx);
+    }
     Ok(())
+}
+
+/// The checked inputs of one [`knn_block`] call, as its kernels take them.
+#[derive(Clone, Copy)]
+pub(crate) struct Search<'a> {
+    pub queries: MatRef<'a>,
+    pub q_inv: &'a [f32],
+    pub q_offset: usize,
+    pub base: MatRef<'a>,
+    pub b_inv: &'a [f32],
+    pub bias: Option<&'a [f32]>,
+    pub k: usize,
+    pub exclude_self: bool,
 }
 
 /// Whether [`knn_block`] runs the bf16 screen: the CPU supports it and the
@@ -200,20 +199,17 @@ pub fn screen_enabled() -> bool {
 }
 
 /// The `f32` GEMM kernel of [`knn_block`] (arguments already checked).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn knn_block_fp32(
-    pool: &ThreadPool,
-    queries: MatRef<'_>,
-    q_inv: &[f32],
-    q_offset: usize,
-    base: MatRef<'_>,
-    b_inv: &[f32],
-    bias: Option<&[f32]>,
-    k: usize,
-    exclude_self: bool,
-    sims: &mut [f32],
-    idx: &mut [i64],
-) {
+pub(crate) fn knn_block_fp32(pool: &ThreadPool, search: &Search<'_>, sims: &mut [f32], idx: &mut [i64]) {
+    let Search {
+        queries,
+        q_inv,
+        q_offset,
+        base,
+        b_inv,
+        bias,
+        k,
+        exclude_self,
+    } = *search;
     let n = queries.rows();
     let m = base.rows();
     let d = queries.cols();

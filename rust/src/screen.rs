@@ -29,6 +29,7 @@
 use rayon::prelude::*;
 use rayon::ThreadPool;
 
+use crate::knn::Search;
 use crate::matrix::MatRef;
 
 /// Query rows per register block.
@@ -277,20 +278,17 @@ impl Chunk {
 
 /// Exact top-k by bf16 screening; same contract as [`crate::knn::knn_block`]
 /// after its argument checks. The caller must have checked [`available`].
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn knn_block_screened(
-    pool: &ThreadPool,
-    queries: MatRef<'_>,
-    q_inv: &[f32],
-    q_offset: usize,
-    base: MatRef<'_>,
-    b_inv: &[f32],
-    bias: Option<&[f32]>,
-    k: usize,
-    exclude_self: bool,
-    sims: &mut [f32],
-    idx: &mut [i64],
-) {
+pub(crate) fn knn_block_screened(pool: &ThreadPool, search: &Search<'_>, sims: &mut [f32], idx: &mut [i64]) {
+    let Search {
+        queries,
+        q_inv,
+        q_offset,
+        base,
+        b_inv,
+        bias,
+        k,
+        exclude_self,
+    } = *search;
     debug_assert!(available());
     let n = queries.rows();
     let m = base.rows();
@@ -396,10 +394,13 @@ pub(crate) fn knn_block_screened(
         }
         work.par_iter_mut().for_each(|(ch, s_out, i_out)| {
             if ch.fallback {
-                let rows = queries.slice_rows(ch.q0, ch.q0 + ch.rows);
-                let inv = &q_inv[ch.q0..ch.q0 + ch.rows];
-                let off = q_offset + ch.q0;
-                crate::knn::knn_block_fp32(pool, rows, inv, off, base, b_inv, bias, k, exclude_self, s_out, i_out);
+                let rows = Search {
+                    queries: queries.slice_rows(ch.q0, ch.q0 + ch.rows),
+                    q_inv: &q_inv[ch.q0..ch.q0 + ch.rows],
+                    q_offset: q_offset + ch.q0,
+                    ..*search
+                };
+                crate::knn::knn_block_fp32(pool, &rows, s_out, i_out);
                 return;
             }
             let mut exact: Vec<(f64, u32)> = Vec::new();

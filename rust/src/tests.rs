@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 
-use crate::knn::{inverse_norms, knn, knn_block};
+use crate::knn::{inverse_norms, knn, knn_block, Search};
 use crate::llm::{combine_block, llm_weights_block};
 use crate::matrix::{check_finite, MatRef};
 use crate::pool::thread_pool;
@@ -29,7 +29,8 @@ fn clustered(n: usize, d: usize, c: usize, seed: u64) -> Vec<f32> {
     out
 }
 
-fn naive(q: &[f32], b: &[f32], d: usize, k: usize, exclude_self: bool) -> Vec<Vec<(f64, i64)>> {
+/// Every base row of every query, scored in f64 (cosine plus `bias`), best first, ties by lower index.
+fn naive_ranked(q: &[f32], b: &[f32], d: usize, exclude_self: bool, bias: Option<&[f32]>) -> Vec<Vec<(f64, i64)>> {
     let norm = |v: &[f32]| v.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt();
     q.chunks(d)
         .enumerate()
@@ -39,17 +40,23 @@ fn naive(q: &[f32], b: &[f32], d: usize, k: usize, exclude_self: bool) -> Vec<Ve
                 .enumerate()
                 .filter(|(j, _)| !(exclude_self && *j == i))
                 .map(|(j, br)| {
+                    let dot: f64 = qr.iter().zip(br).map(|(&x, &y)| x as f64 * y as f64).sum();
                     (
-                        qr.iter().zip(br).map(|(&a, &c)| a as f64 * c as f64).sum::<f64>() / norm(qr) / norm(br),
+                        dot / norm(qr) / norm(br) + bias.map_or(0.0, |bb| bb[j] as f64),
                         j as i64,
                     )
                 })
                 .collect();
-            all.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap().then(a.1.cmp(&b.1)));
-            all.truncate(k);
+            all.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
             all
         })
         .collect()
+}
+
+fn naive(q: &[f32], b: &[f32], d: usize, k: usize, exclude_self: bool) -> Vec<Vec<(f64, i64)>> {
+    let mut all = naive_ranked(q, b, d, exclude_self, None);
+    all.iter_mut().for_each(|row| row.truncate(k));
+    all
 }
 
 fn check_against_naive(n: usize, m: usize, d: usize, k: usize, exclude_self: bool, threads: usize) {
@@ -320,10 +327,20 @@ fn run_kernel(
     let qi = inverse_norms(&pool, qm, "q").unwrap();
     let bi = inverse_norms(&pool, bm, "b").unwrap();
     let (mut s, mut ix) = (vec![0f32; n * k], vec![0i64; n * k]);
+    let search = Search {
+        queries: qm,
+        q_inv: &qi,
+        q_offset: 0,
+        base: bm,
+        b_inv: &bi,
+        bias,
+        k,
+        exclude_self,
+    };
     if screened {
-        crate::screen::knn_block_screened(&pool, qm, &qi, 0, bm, &bi, bias, k, exclude_self, &mut s, &mut ix);
+        crate::screen::knn_block_screened(&pool, &search, &mut s, &mut ix);
     } else {
-        crate::knn::knn_block_fp32(&pool, qm, &qi, 0, bm, &bi, bias, k, exclude_self, &mut s, &mut ix);
+        crate::knn::knn_block_fp32(&pool, &search, &mut s, &mut ix);
     }
     (s, ix)
 }
@@ -331,28 +348,8 @@ fn run_kernel(
 /// Both kernels return the naive f64 top-k (indices may differ only between
 /// candidates that tie within `tol`).
 fn check_kernels(q: &[f32], b: &[f32], d: usize, k: usize, exclude_self: bool, bias: Option<&[f32]>, tol: f64) {
-    let norm = |v: &[f32]| v.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt();
     let n = q.len() / d;
-    let want: Vec<Vec<(f64, i64)>> = q
-        .chunks(d)
-        .enumerate()
-        .map(|(i, qr)| {
-            let mut all: Vec<(f64, i64)> = b
-                .chunks(d)
-                .enumerate()
-                .filter(|(j, _)| !(exclude_self && *j == i))
-                .map(|(j, br)| {
-                    let dot: f64 = qr.iter().zip(br).map(|(&x, &y)| x as f64 * y as f64).sum();
-                    (
-                        dot / norm(qr) / norm(br) + bias.map_or(0.0, |bb| bb[j] as f64),
-                        j as i64,
-                    )
-                })
-                .collect();
-            all.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
-            all
-        })
-        .collect();
+    let want = naive_ranked(q, b, d, exclude_self, bias);
     let kernels: &[bool] = if crate::screen::available() {
         &[false, true]
     } else {
@@ -395,21 +392,19 @@ fn screen_matches_naive_at_embedding_width() {
 }
 
 #[test]
-fn screen_crosses_base_passes() {
+fn screen_crosses_base_passes_and_narrow_rows() {
     // A pass holds 10 MiB of packed rows: at d = 2000 that is 2624 rows, so
-    // 6000 base rows take three passes (the last one partial).
-    for d in [2000, 2001] {
-        let b = clustered(6000, d, 25, 13);
-        let q = clustered(30, d, 5, 14);
-        check_kernels(&q, &b, d, 12, false, None, 1e-5);
-    }
-}
-
-#[test]
-fn screen_narrow_rows() {
-    for d in [1, 2, 3, 8] {
-        let b = clustered(3000, d, 25, 13);
-        let q = clustered(40, d, 5, 14);
+    // 6000 base rows take three passes (the last one partial). Then narrow rows.
+    for (d, m, n) in [
+        (2000, 6000, 30),
+        (2001, 6000, 30),
+        (1, 3000, 40),
+        (2, 3000, 40),
+        (3, 3000, 40),
+        (8, 3000, 40),
+    ] {
+        let b = clustered(m, d, 25, 13);
+        let q = clustered(n, d, 5, 14);
         check_kernels(&q, &b, d, 12, false, None, 1e-5);
     }
 }
@@ -462,7 +457,17 @@ fn screen_threads_agree_and_large_k() {
     let bi = inverse_norms(&pool1, bm, "b").unwrap();
     let run = |pool: &rayon::ThreadPool| {
         let (mut s, mut ix) = (vec![0f32; 150 * 7], vec![0i64; 150 * 7]);
-        crate::screen::knn_block_screened(pool, qm, &qi, 0, bm, &bi, None, 7, false, &mut s, &mut ix);
+        let search = Search {
+            queries: qm,
+            q_inv: &qi,
+            q_offset: 0,
+            base: bm,
+            b_inv: &bi,
+            bias: None,
+            k: 7,
+            exclude_self: false,
+        };
+        crate::screen::knn_block_screened(pool, &search, &mut s, &mut ix);
         (s, ix)
     };
     assert_eq!(run(&pool1), run(&pool2));
@@ -502,9 +507,19 @@ fn screen_exclude_self_with_row_offset() {
     let bi = inverse_norms(&pool, bm, "b").unwrap();
     let qm = bm.slice_rows(100, 250);
     let (mut s, mut ix) = (vec![0f32; 150 * k], vec![0i64; 150 * k]);
-    crate::screen::knn_block_screened(&pool, qm, &bi[100..250], 100, bm, &bi, None, k, true, &mut s, &mut ix);
+    let search = Search {
+        queries: qm,
+        q_inv: &bi[100..250],
+        q_offset: 100,
+        base: bm,
+        b_inv: &bi,
+        bias: None,
+        k,
+        exclude_self: true,
+    };
+    crate::screen::knn_block_screened(&pool, &search, &mut s, &mut ix);
     let (mut s2, mut ix2) = (vec![0f32; 150 * k], vec![0i64; 150 * k]);
-    crate::knn::knn_block_fp32(&pool, qm, &bi[100..250], 100, bm, &bi, None, k, true, &mut s2, &mut ix2);
+    crate::knn::knn_block_fp32(&pool, &search, &mut s2, &mut ix2);
     for i in 0..150 {
         assert!(!ix[i * k..(i + 1) * k].contains(&(100 + i as i64)));
     }
