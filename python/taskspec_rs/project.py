@@ -421,10 +421,7 @@ def llm_from_neighbors(
     (y_spec float32 (n, e), neighbors int64 (n, k), weights float32 (n, k))
         With ``margin``, unused neighbour slots are -1 with weight 0.
     """
-    x = as_matrix(x_gen, "x_gen")
-    y = as_matrix(y_gen, "y_gen")
-    xs = as_matrix(x_spec, "x_spec")
-    _check_projection(x, y, xs)
+    x, xs, y = _projection_inputs(x_gen, x_spec, y_gen)
     nb = _neighbors(neighbors, y.shape[0], x.shape[0])
     sb = None
     if margin is not None:
@@ -475,10 +472,24 @@ def hubness(neighbors: np.ndarray, n_source: int, *, top: int = 10) -> dict:
     }
 
 
-def _products(x: np.ndarray, xs: np.ndarray, block_rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(x^T x, x^T xs)`` in float64, accumulated over row blocks (checks finiteness)."""
+def _projection_inputs(x_gen: Any, x_spec: Any, y_gen: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The checked matrices of a projection: ``(x_gen, x_spec, y_gen)`` as 2-D arrays of matching widths."""
+    x = as_matrix(x_gen, "x_gen")
+    xs = as_matrix(x_spec, "x_spec")
+    y = as_matrix(y_gen, "y_gen")
+    _check_projection(x, y, xs)
+    return x, xs, y
+
+
+def _products(
+    x: np.ndarray, xs: np.ndarray, block_rows: int, *, with_gram: bool = True
+) -> tuple[Optional[np.ndarray], np.ndarray]:
+    """``(x^T x, x^T xs)`` in float64, accumulated over row blocks (checks finiteness).
+
+    ``with_gram=False`` skips ``x^T x`` (returned as ``None``).
+    """
     d, e = x.shape[1], xs.shape[1]
-    gram = np.zeros((d, d))
+    gram = np.zeros((d, d)) if with_gram else None
     cross = np.zeros((d, e))
     for s in range(0, x.shape[0], block_rows):
         xb = x[s : s + block_rows].astype(np.float64)
@@ -486,7 +497,8 @@ def _products(x: np.ndarray, xs: np.ndarray, block_rows: int) -> tuple[np.ndarra
         for name, blk in (("x_gen", xb), ("x_spec", sb)):
             if not np.isfinite(blk).all():
                 raise ValueError(f"{name}: contains NaN or inf (rows {s}..{s + len(blk) - 1})")
-        gram += xb.T @ xb
+        if gram is not None:
+            gram += xb.T @ xb
         cross += xb.T @ sb
     return gram, cross
 
@@ -518,10 +530,7 @@ def lp_project(x_gen: Any, x_spec: Any, y_gen: Any, *, block_rows: int = 65536) 
     -------
     y_spec : ndarray of float32, shape (n, e)
     """
-    x = as_matrix(x_gen, "x_gen")
-    xs = as_matrix(x_spec, "x_spec")
-    y = as_matrix(y_gen, "y_gen")
-    _check_projection(x, y, xs)
+    x, xs, y = _projection_inputs(x_gen, x_spec, y_gen)
     gram, cross = _products(x, xs, block_rows)
     return _apply(y, np.linalg.lstsq(gram, cross, rcond=None)[0], block_rows)
 
@@ -543,10 +552,7 @@ def orthogonal_project(x_gen: Any, x_spec: Any, y_gen: Any, *, block_rows: int =
     -------
     y_spec : ndarray of float32, shape (n, e)
     """
-    x = as_matrix(x_gen, "x_gen")
-    xs = as_matrix(x_spec, "x_spec")
-    y = as_matrix(y_gen, "y_gen")
-    _check_projection(x, y, xs)
-    _, cross = _products(x, xs, block_rows)
+    x, xs, y = _projection_inputs(x_gen, x_spec, y_gen)
+    _, cross = _products(x, xs, block_rows, with_gram=False)
     u, _, vt = np.linalg.svd(cross, full_matrices=False)
     return _apply(y, u @ vt, block_rows)
