@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -24,30 +25,42 @@ def latest(rows: list[dict], *keys: str) -> list[dict]:
     return list(seen.values())
 
 
+def ratio_table(rows: list[dict], ours: str, head: list[str], cells: Callable[[dict, float], list[str]]) -> None:
+    """Print ``rows`` fastest first as a markdown table; ``cells(row, seconds of ours)`` follow the name."""
+    t = next(r["seconds"] for r in rows if r["impl"] == ours)
+    print("| " + " | ".join(head) + " |\n" + "|---" * len(head) + "|")
+    for r in sorted(rows, key=lambda r: r["seconds"]):
+        print("| " + " | ".join([r["impl"], *cells(r, t)]) + " |")
+    print()
+
+
 def main() -> None:
     results = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "results"
     png = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).parents[1] / "docs" / "scaling.png"
     knn = latest(load(results, "knn"), "impl")
     if knn:
-        ours = next(r["seconds"] for r in knn if r["impl"] == "taskspec_rs.knn")
-        print("| exact kNN 40k x 40k, d=300, k=10 | seconds | GFLOP/s | vs taskspec-rs |\n|---|---|---|---|")
-        for r in sorted(knn, key=lambda r: r["seconds"]):
-            print(f"| {r['impl']} | {r['seconds']:.2f} | {r['gflops']:.0f} | {r['seconds'] / ours:.2f}x |")
-        print()
+        ratio_table(
+            knn,
+            "taskspec_rs.knn",
+            ["exact kNN 40k x 40k, d=300, k=10", "seconds", "GFLOP/s", "vs taskspec-rs"],
+            lambda r, t: [f"{r['seconds']:.2f}", f"{r['gflops']:.0f}", f"{r['seconds'] / t:.2f}x"],
+        )
     llm = latest(load(results, "llm"), "impl")
     if llm:
-        ours = next(r["seconds"] for r in llm if r["impl"] == "taskspec_rs.llm_project")
-        print("| llm_project 10k targets x 100k sources | seconds | taskspec-rs speed-up |\n|---|---|---|")
-        for r in sorted(llm, key=lambda r: r["seconds"]):
-            print(f"| {r['impl']} | {r['seconds']:.2f} | {r['seconds'] / ours:.2f}x |")
-        print()
+        ratio_table(
+            llm,
+            "taskspec_rs.llm_project",
+            ["llm_project 10k targets x 100k sources", "seconds", "taskspec-rs speed-up"],
+            lambda r, t: [f"{r['seconds']:.2f}", f"{r['seconds'] / t:.2f}x"],
+        )
     io = [r for r in latest(load(results, "load_vectors"), "impl") if "seconds" in r]
     if io:
-        ours = next(r["seconds"] for r in io if r["impl"] == "taskspec_rs.load_vectors")
-        print("| load a 200k x 300 .vec file | seconds | vs taskspec-rs |\n|---|---|---|")
-        for r in sorted(io, key=lambda r: r["seconds"]):
-            print(f"| {r['impl']} | {r['seconds']:.2f} | {r['seconds'] / ours:.1f}x |")
-        print()
+        ratio_table(
+            io,
+            "taskspec_rs.load_vectors",
+            ["load a 200k x 300 .vec file", "seconds", "vs taskspec-rs"],
+            lambda r, t: [f"{r['seconds']:.2f}", f"{r['seconds'] / t:.1f}x"],
+        )
     for r in latest(load(results, "scale"), "n_source", "n_target"):
         print(
             f"Scale run (HNSW): {r['n_source']} sources x {r['n_target']} targets x {r['d']}: {r['seconds']:.0f} s "
