@@ -51,33 +51,19 @@ def _run(benchmark, name, fn, rounds):
 
 
 @pytest.mark.benchmark(group="load_vectors")
-def test_load_taskspec(benchmark, vec_file):
+@pytest.mark.parametrize("gz", [False, True], ids=["vec", "vec.gz"])
+def test_load_taskspec(benchmark, vec_file, gz):
+    """With ``gz``: the same file gzip-compressed (level 6, as fastText's .vec.gz; decompression is single-threaded)."""
     path, words, x = vec_file
-    w, v = _run(
-        benchmark,
-        "taskspec_rs.load_vectors",
-        lambda: ts.load_vectors(path, num_threads=THREADS),
-        ROUNDS_OURS,
-    )
-    assert w == words
-    np.testing.assert_array_equal(v, x)
+    name = "taskspec_rs.load_vectors"
+    if gz:
+        import gzip
 
-
-@pytest.mark.benchmark(group="load_vectors")
-def test_load_taskspec_gzip(benchmark, vec_file):
-    """The same file gzip-compressed (level 6, as fastText's .vec.gz): decompression is single-threaded."""
-    import gzip
-
-    path, words, x = vec_file
-    packed = path.with_suffix(".vec.gz")
-    if not packed.exists():
-        packed.write_bytes(gzip.compress(path.read_bytes(), compresslevel=6))
-    w, v = _run(
-        benchmark,
-        "taskspec_rs.load_vectors (.vec.gz)",
-        lambda: ts.load_vectors(packed, num_threads=THREADS),
-        ROUNDS_OURS,
-    )
+        packed = path.with_suffix(".vec.gz")
+        if not packed.exists():
+            packed.write_bytes(gzip.compress(path.read_bytes(), compresslevel=6))
+        path, name = packed, name + " (.vec.gz)"
+    w, v = _run(benchmark, name, lambda: ts.load_vectors(path, num_threads=THREADS), ROUNDS_OURS)
     assert w == words
     np.testing.assert_array_equal(v, x)
 
