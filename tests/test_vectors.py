@@ -196,15 +196,6 @@ TEXT_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize("content,message", TEXT_ERRORS)
-def test_text_errors_name_file_and_line(tmp_path, content, message):
-    p = write(tmp_path / "bad.vec", content)
-    with pytest.raises(ValueError) as info:
-        ts.load_vectors(p)
-    assert str(info.value).startswith(p), str(info.value)
-    assert message in str(info.value)
-
-
 def test_invalid_utf8_names_line(tmp_path):
     p = write(tmp_path / "bad.vec", b"3 1\ngood 1\nb\xe9d 2\nok 3\n")
     with pytest.raises(ValueError, match=r"bad\.vec, line 3: word .* is not valid UTF-8"):
@@ -244,9 +235,13 @@ BINARY_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize("content,message", BINARY_ERRORS)
-def test_binary_errors_name_file_and_entry(tmp_path, content, message):
-    p = write(tmp_path / "bad.bin", content)
+@pytest.mark.parametrize(
+    "name,content,message",
+    [("bad.vec", c, m) for c, m in TEXT_ERRORS] + [("bad.bin", c, m) for c, m in BINARY_ERRORS],
+)
+def test_format_errors_name_file_and_place(tmp_path, name, content, message):
+    """Text errors name the line, binary errors the entry and byte offset."""
+    p = write(tmp_path / name, content)
     with pytest.raises(ValueError) as info:
         ts.load_vectors(p)
     assert str(info.value).startswith(p), str(info.value)
