@@ -381,18 +381,9 @@ pub(crate) fn knn_block_screened(pool: &ThreadPool, search: &Search<'_>, sims: &
             s0 += sb;
         }
 
-        // Exact re-ranking of the survivors.
-        let mut work: Vec<(Chunk, &mut [f32], &mut [i64])> = Vec::with_capacity(chunks.len());
-        let mut s_rest = &mut sims[..];
-        let mut i_rest = &mut idx[..];
-        for ch in chunks {
-            let (s_now, s_next) = s_rest.split_at_mut(ch.rows * k);
-            let (i_now, i_next) = i_rest.split_at_mut(ch.rows * k);
-            s_rest = s_next;
-            i_rest = i_next;
-            work.push((ch, s_now, i_now));
-        }
-        work.par_iter_mut().for_each(|(ch, s_out, i_out)| {
+        // Exact re-ranking of the survivors (chunk c holds rows c*qb.., as the outputs' chunks do).
+        let outputs = sims.par_chunks_mut(qb * k).zip(idx.par_chunks_mut(qb * k));
+        chunks.par_iter().zip(outputs).for_each(|(ch, (s_out, i_out))| {
             if ch.fallback {
                 let rows = Search {
                     queries: queries.slice_rows(ch.q0, ch.q0 + ch.rows),
