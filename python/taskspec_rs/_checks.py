@@ -16,8 +16,11 @@ Progress = Union[bool, Callable[[int, int], Any], None]
 _ROW_BLOCK = 65536
 
 
-def as_matrix(a: Any, name: str) -> np.ndarray:
-    """Return ``a`` as a 2-D C-contiguous float32 array (no copy when it already is one)."""
+def as_matrix(a: Any, name: str, *, keep_float64: bool = False) -> np.ndarray:
+    """Return ``a`` as a 2-D C-contiguous float32 array (no copy when it already is one).
+
+    ``keep_float64``: float64 input stays float64 (for computations done in float64 anyway).
+    """
     if isinstance(a, np.ndarray):
         arr = a
     else:
@@ -38,7 +41,8 @@ def as_matrix(a: Any, name: str) -> np.ndarray:
         raise ValueError(f"{name}: expected a 2-D array (words x dims), got shape {arr.shape}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"{name}: must be non-empty, got shape {arr.shape}")
-    return np.ascontiguousarray(arr, dtype=np.float32)
+    keep = keep_float64 and arr.dtype == np.float64
+    return np.ascontiguousarray(arr, dtype=np.float64 if keep else np.float32)
 
 
 def rows_source(a: Any, name: str) -> np.ndarray:
@@ -68,13 +72,17 @@ def check_rows(a: np.ndarray, name: str) -> None:
             )
 
 
+#: Largest accepted ``num_threads`` (a pool of more threads than this is a typo, not a wish).
+MAX_THREADS = 1024
+
+
 def check_num_threads(num_threads: Optional[int]) -> Optional[int]:
     if num_threads is None:
         return None
     if isinstance(num_threads, bool) or not isinstance(num_threads, numbers.Integral):
         raise TypeError(f"num_threads: expected a positive int or None, got {num_threads!r}")
-    if num_threads <= 0:
-        raise ValueError(f"num_threads: must be a positive int or None, got {num_threads}")
+    if not 1 <= num_threads <= MAX_THREADS:
+        raise ValueError(f"num_threads: must be None or an int between 1 and {MAX_THREADS}, got {num_threads}")
     return int(num_threads)
 
 
@@ -84,6 +92,36 @@ def check_k(k: Any, limit: int, what: str) -> int:
     if not 1 <= k <= limit:
         raise ValueError(f"k: must be between 1 and {limit} ({what}), got {k}")
     return int(k)
+
+
+def unit_rows(a: Any, name: str) -> np.ndarray:
+    """A checked float32 copy of ``a`` with unit-length rows (rejects NaN/inf and zero rows)."""
+    arr = as_matrix(a, name)
+    check_rows(arr, name)
+    norms = np.sqrt(np.einsum("ij,ij->i", arr, arr, dtype=np.float64)).astype(np.float32)
+    return arr / norms[:, None]
+
+
+def check_same_dim(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
+    """Both matrices live in one space (same number of columns)."""
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(
+            f"{name_b}: has dimension {b.shape[1]} but {name_a} has {a.shape[1]}; both must live in the same space"
+        )
+
+
+def check_margin(margin: Any) -> Optional[float]:
+    if margin is None:
+        return None
+    if isinstance(margin, bool) or not isinstance(margin, numbers.Real) or not np.isfinite(margin) or margin < 0:
+        raise ValueError(f"margin: must be None or a finite number >= 0, got {margin!r}")
+    return float(margin)
+
+
+def check_choice(value: Any, choices: tuple, name: str) -> Any:
+    if value not in choices:
+        raise ValueError(f"{name}: must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
 
 
 def check_reg(reg: Any) -> float:

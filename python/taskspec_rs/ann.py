@@ -8,7 +8,7 @@ values of ``k`` (e.g. while tuning ``k``)::
 
     index = HnswIndex(x_gen)
     for k in (1, 5, 10):
-        y_spec = llm_project(x_gen, y_gen, x_spec, k, knn="hnsw", hnsw=index)
+        y_spec = llm_project(x_gen, x_spec, y_gen, k, backend="hnsw", index=index)
 """
 
 from __future__ import annotations
@@ -87,37 +87,24 @@ class HnswIndex:
         k: int,
         *,
         ef: Optional[int] = None,
-        exclude_self: bool = False,
-        row_offset: int = 0,
         num_threads: Optional[int] = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Approximate ``k`` nearest rows of the index for each query.
 
-        ``exclude_self``: query row ``i`` is index row ``row_offset + i`` and is
-        never returned. Returns ``(similarities float32 (n, k), indices int64 (n, k))``,
-        best first.
+        Returns ``(similarities float32 (n, k), indices int64 (n, k))``, best
+        first. To exclude a row per query, search through
+        :func:`taskspec_rs.knn` with ``backend="hnsw", index=self``.
         """
         q = as_matrix(queries, "queries")
         check_rows(q, "queries")
         if q.shape[1] != self.dim:
             raise ValueError(f"queries: has dimension {q.shape[1]} but the index has {self.dim}")
-        limit = self.size - 1 if exclude_self else self.size
-        if not 1 <= k <= limit:
-            raise ValueError(f"k: must be between 1 and {limit} for an index of {self.size} rows, got {k}")
-        kk = k + 1 if exclude_self else k
-        self._index.set_ef(max(ef or self.ef, kk + 1))
+        if not 1 <= k <= self.size:
+            raise ValueError(f"k: must be between 1 and {self.size} for an index of {self.size} rows, got {k}")
+        self._index.set_ef(max(ef or self.ef, k + 1))
         threads = check_num_threads(num_threads) or self._threads
-        labels, dist = self._index.knn_query(q, k=kk, num_threads=threads)
-        labels = labels.astype(np.int64)
-        sims = (1.0 - dist).astype(np.float32)
-        if exclude_self:
-            own = np.arange(row_offset, row_offset + len(q), dtype=np.int64)[:, None]
-            keep = labels != own
-            # Drop the row's own id where returned, else the last (k+1-th) result.
-            keep[keep.all(axis=1), -1] = False
-            labels = labels[keep].reshape(len(q), k)
-            sims = sims[keep].reshape(len(q), k)
-        return sims, labels
+        labels, dist = self._index.knn_query(q, k=k, num_threads=threads)
+        return (1.0 - dist).astype(np.float32), labels.astype(np.int64)
 
 
 def _default_threads() -> int:

@@ -6,16 +6,25 @@ optionally dev and train data).  Every relative path is resolved against the
 directory of the configuration file.  The full schema is documented in
 ``docs/USAGE.md``; unknown keys and wrongly typed values raise
 :class:`TaskspecError` so that mistakes are reported, not silently ignored.
+
+The dataclasses below are the single source of truth of the schema: the
+allowed keys of every table, their TOML types (from the field annotations),
+their defaults (from the field defaults) and their validation rules (from the
+field metadata, see :func:`_at_least` and friends) are all derived from
+:func:`dataclasses.fields`.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import builtins
+import math
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import Field, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
+
+from .errors import TaskspecError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -25,6 +34,7 @@ else:  # pragma: no cover - exercised only on old interpreters
 __all__ = [
     "ALL_METHODS",
     "DEFAULT_METHODS",
+    "NORMALIZATIONS",
     "NORMALIZE_MODES",
     "DataOptions",
     "ExperimentConfig",
@@ -61,19 +71,71 @@ DEFAULT_METHODS: tuple[str, ...] = (
 )
 
 #: Values of ``[train] normalize`` (general-space normalisation of every language).
-NORMALIZE_MODES = ("none", "center", "unit_center_unit")
+#: General-space normalisations (``[train] normalize``), as VecMap step sequences
+#: (see :func:`taskspec_rs.data.normalize_embeddings`).
+NORMALIZATIONS: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "center": ("center",),
+    "unit_center_unit": ("unit", "center", "unit"),
+}
+NORMALIZE_MODES = tuple(NORMALIZATIONS)
 
 FORMATS = ("jsonl", "tsv", "absa_xml")
 ABSA_LABEL_MODES = ("three", "binary")
 TOKENIZERS = ("regex", "janome")
 
 
-class TaskspecError(Exception):
-    """A user mistake (bad input file, bad configuration, bad option).
+def parse_methods(methods: Any) -> tuple[str, ...]:
+    """Validate a list of method names; returns them in canonical table order."""
+    if isinstance(methods, str):
+        methods = [m.strip() for m in methods.split(",") if m.strip()]
+    if not isinstance(methods, list) or not methods or not all(isinstance(m, str) for m in methods):
+        raise TaskspecError("config: methods must be a non-empty list of method names")
+    unknown = sorted(set(methods) - set(ALL_METHODS))
+    if unknown:
+        raise TaskspecError(f"unknown method(s) {', '.join(unknown)} (known: {', '.join(ALL_METHODS)})")
+    return tuple(m for m in ALL_METHODS if m in methods)
 
-    The command-line interface prints the message as one line on stderr and
-    exits with status 2 instead of showing a traceback.
-    """
+
+# --------------------------------------------------------------------------- field metadata
+#
+# Keys understood in ``field(metadata=...)``:
+#   "check"   value -> None, or what the value must be (the error says "<key> must be <that>");
+#             it sees the value after conversion (floats as float, lists as tuples).
+#   "parse"   raw TOML value -> field value, replacing the generic conversion and checks.
+#   "sort"    a list becomes a sorted tuple without duplicates.
+#   "key"     the TOML key when it differs from the field name; None: not read from TOML.
+#   "flatten" the fields of this nested dataclass are keys of the same table.
+#   "shared"  the key(s) may also be given once in [data], as a default for every language.
+
+
+def _at_least(low: float) -> dict[str, Any]:
+    return {"check": lambda v: f">= {low}" if v < low else None}
+
+
+def _above(low: float) -> dict[str, Any]:
+    return {"check": lambda v: f"> {low}" if v <= low else None}
+
+
+def _fraction() -> dict[str, Any]:
+    return {"check": lambda v: None if 0.0 <= v < 1.0 else "in [0, 1)"}
+
+
+def _one_of(choices: tuple[str, ...]) -> dict[str, Any]:
+    return {"check": lambda v: None if v in choices else f"one of {', '.join(choices)}, got {v!r}"}
+
+
+def _list_of(what: str, *, minimum: float | None = None, sort: bool = False) -> dict[str, Any]:
+    """A non-empty list (items typed by the annotation), each finite and >= ``minimum`` when given."""
+
+    def check(items: tuple[Any, ...]) -> str | None:
+        ok = bool(items) and (minimum is None or all(minimum <= x < math.inf for x in items))
+        return None if ok else f"a non-empty list of {what}"
+
+    return {"check": check, "sort": sort}
+
+
+# --------------------------------------------------------------------------- schema
 
 
 @dataclass(frozen=True)
@@ -94,10 +156,10 @@ class DataOptions:
         ``"binary"`` keeps only all-positive or all-negative sentences.
     """
 
-    format: str | None = None
+    format: str | None = field(default=None, metadata=_one_of(FORMATS))
     text_column: str = "text"
     label_column: str = "label"
-    absa_labels: str = "three"
+    absa_labels: str = field(default="three", metadata=_one_of(ABSA_LABEL_MODES))
 
 
 @dataclass(frozen=True)
@@ -124,10 +186,10 @@ class LanguageConfig:
     """
 
     lang: str
-    embeddings: Path
+    embeddings: Path = field(metadata={"shared": True})
     embeddings_key: str
-    tokenizer: str
-    data: DataOptions
+    tokenizer: str = field(metadata={"shared": True, **_one_of(TOKENIZERS)})
+    data: DataOptions = field(metadata={"shared": True, "flatten": True})
     train: Path | None = None
     dev: Path | None = None
     test: Path | None = None
@@ -137,15 +199,17 @@ class LanguageConfig:
 class TrainOptions:
     """Training hyperparameters (defaults documented in ``docs/USAGE.md``)."""
 
-    epochs: int = 25
-    lr: float = 1e-3
-    batch_size: int = 32
-    hidden: int = 128
-    dropout: float = 0.3
-    patience: int = 5
-    nnmap_hidden: int = 0  # 0 → same as the embedding dimension
+    epochs: int = field(default=25, metadata=_at_least(1))
+    lr: float = field(default=1e-3, metadata=_above(0))
+    batch_size: int = field(default=32, metadata=_at_least(1))
+    hidden: int = field(default=128, metadata=_at_least(0))
+    dropout: float = field(default=0.3, metadata=_fraction())
+    patience: int = field(default=5, metadata=_at_least(0))
+    # 0 → same as the embedding dimension
+    nnmap_hidden: int = field(default=0, metadata=_at_least(0))
     rescale: bool = True  # scale vectors to mean norm sqrt(dim), see Embeddings.rescaled
-    normalize: str = "none"  # general-space normalisation before rescaling, see NORMALIZE_MODES
+    # general-space normalisation before rescaling, see NORMALIZE_MODES
+    normalize: str = field(default="none", metadata=_one_of(NORMALIZE_MODES))
 
 
 @dataclass(frozen=True)
@@ -153,47 +217,71 @@ class ExperimentConfig:
     """A validated experiment configuration."""
 
     source: LanguageConfig
-    targets: tuple[LanguageConfig, ...]
-    seeds: int = 3
-    k_grid: tuple[int, ...] = (1, 2, 3, 5, 10, 20, 50)
-    reg: float = 1e-3
-    tasklang_dev_size: int = 100
-    csls_k: int = 10
-    margin_grid: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.2)
-    methods: tuple[str, ...] = DEFAULT_METHODS
-    labels: tuple[str, ...] | None = None
+    targets: tuple[LanguageConfig, ...] = field(metadata={"key": "target"})
+    seeds: int = field(default=3, metadata=_at_least(1))
+    k_grid: tuple[int, ...] = field(
+        default=(1, 2, 3, 5, 10, 20, 50), metadata=_list_of("positive integers", minimum=1, sort=True)
+    )
+    reg: float = field(default=1e-3, metadata=_at_least(0))
+    tasklang_dev_size: int = field(default=100, metadata=_at_least(1))
+    csls_k: int = field(default=10, metadata=_at_least(1))
+    margin_grid: tuple[float, ...] = field(
+        default=(0.0, 0.02, 0.05, 0.1, 0.2), metadata=_list_of("finite numbers >= 0", minimum=0, sort=True)
+    )
+    methods: tuple[str, ...] = field(default=DEFAULT_METHODS, metadata={"parse": parse_methods})
+    labels: tuple[str, ...] | None = field(default=None, metadata=_list_of("strings"))
     train: TrainOptions = field(default_factory=TrainOptions)
-    path: Path | None = None
+    path: Path | None = field(default=None, metadata={"key": None})
 
 
-_TOP_KEYS = {
-    "seeds",
-    "k_grid",
-    "reg",
-    "tasklang_dev_size",
-    "csls_k",
-    "margin_grid",
-    "methods",
-    "labels",
-    "train",
-    "data",
-    "source",
-    "target",
-}
-_LANG_KEYS = {
-    "lang",
-    "train",
-    "dev",
-    "test",
-    "embeddings",
-    "embeddings_key",
-    "tokenizer",
-    "format",
-    "text_column",
-    "label_column",
-    "absa_labels",
-}
-_DATA_KEYS = {"format", "text_column", "label_column", "absa_labels", "embeddings", "tokenizer"}
+# --------------------------------------------------------------------------- schema introspection
+
+#: TOML type accepted for a field type, where the two differ.
+_TOML_TYPES: dict[Any, Any] = {float: (int, float), Path: str, tuple: list}
+
+
+def _kind(f: Field[Any]) -> tuple[Any, Any]:
+    """``(type, item type)`` of a field's annotation, ``| None`` dropped: ``tuple[int, ...]`` → (tuple, int)."""
+    text = str(f.type).removesuffix(" | None")
+    if text.startswith("tuple[") and text.endswith(", ...]"):
+        return tuple, _kind_name(text[len("tuple[") : -len(", ...]")])
+    return _kind_name(text), None
+
+
+def _kind_name(name: str) -> Any:
+    return getattr(builtins, name, None) or globals()[name]
+
+
+def _key(f: Field[Any]) -> str | None:
+    return f.metadata.get("key", f.name)
+
+
+def _is_option(f: Field[Any]) -> bool:
+    """A field read from a single TOML key (not a section, not a nested or flattened dataclass)."""
+    return _key(f) is not None and not any(is_dataclass(t) for t in _kind(f))
+
+
+def _keys(cls: type, *, shared_only: bool = False) -> set[str]:
+    """The TOML keys of the table describing ``cls``."""
+    keys: set[str] = set()
+    for f in fields(cls):
+        if shared_only and not f.metadata.get("shared"):
+            continue
+        key = _key(f)
+        if f.metadata.get("flatten"):
+            keys |= _keys(_kind(f)[0])
+        elif key is not None:
+            keys.add(key)
+    return keys
+
+
+#: [data] holds defaults of the shared language keys; it is no field of ExperimentConfig.
+_TOP_KEYS = _keys(ExperimentConfig) | {"data"}
+_LANG_KEYS = _keys(LanguageConfig)
+_DATA_KEYS = _keys(LanguageConfig, shared_only=True)
+
+
+# --------------------------------------------------------------------------- parsing
 
 
 def _type_name(tp: Any) -> str:
@@ -202,15 +290,43 @@ def _type_name(tp: Any) -> str:
     return tp.__name__
 
 
-def _get(table: Mapping[str, Any], key: str, tp: Any, where: str, default: Any = None) -> Any:
-    """Fetch ``table[key]`` checking its type (bool is never accepted as int)."""
+def _is_a(value: Any, tp: Any) -> bool:
+    """``isinstance`` where a bool is never an int or a float."""
+    return isinstance(value, tp) and (tp is bool or not isinstance(value, bool))
+
+
+def _get(table: Mapping[str, Any], key: str, tp: Any, where: str) -> Any:
+    """Fetch ``table[key]`` (None when absent) checking its type (bool is never accepted as int)."""
     if key not in table:
-        return default
+        return None
     value = table[key]
-    ok = isinstance(value, tp) and not (isinstance(value, bool) and tp in (int, float, (int, float)))
-    if not ok:
+    if not _is_a(value, tp):
         raise TaskspecError(f"config: {where}{key} must be {_type_name(tp)}, got {type(value).__name__} {value!r}")
     return value
+
+
+def _read(table: Mapping[str, Any], f: Field[Any], where: str) -> Any:
+    """The value of field ``f`` given in ``table``: type-checked, converted and checked."""
+    key = _key(f)
+    tp, item = _kind(f)
+    value = _get(table, key, _TOML_TYPES.get(tp, tp), where)
+    if "parse" in f.metadata:
+        return f.metadata["parse"](value)
+    if tp is tuple:  # ill-typed items leave nothing, which every list check refuses
+        item_tp = _TOML_TYPES.get(item, item)
+        value = tuple(item(x) for x in value) if all(_is_a(x, item_tp) for x in value) else ()
+    elif tp in (float, Path):
+        value = tp(value)
+    check = f.metadata.get("check")
+    problem = check(value) if check is not None else None
+    if problem is not None:
+        raise TaskspecError(f"config: {where}{key} must be {problem}")
+    return tuple(sorted(set(value))) if f.metadata.get("sort") else value
+
+
+def _options(table: Mapping[str, Any], cls: type, where: str) -> dict[str, Any]:
+    """The option fields of ``cls`` given in ``table``, by field name (absent ones keep their defaults)."""
+    return {f.name: _read(table, f, where) for f in fields(cls) if _is_option(f) and _key(f) in table}
 
 
 def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
@@ -222,72 +338,44 @@ def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None
         )
 
 
-def _choice(value: str | None, choices: tuple[str, ...], what: str) -> None:
-    if value is not None and value not in choices:
-        raise TaskspecError(f"config: {what} must be one of {', '.join(choices)}, got {value!r}")
+def _table(value: Any, name: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TaskspecError(f"config: [{name}] must be a table")
+    return value
 
 
 def _parse_language(table: Any, *, where: str, base: Path, defaults: Mapping[str, Any]) -> LanguageConfig:
-    if not isinstance(table, dict):
-        raise TaskspecError(f"config: [{where}] must be a table")
-    _check_keys(table, _LANG_KEYS, f"[{where}]")
+    _check_keys(_table(table, where), _LANG_KEYS, f"[{where}]")
     pre = f"{where}."
     lang = _get(table, "lang", str, pre)
     if not lang:
         raise TaskspecError(f"config: {pre}lang is required")
     merged = {**defaults, **table}
-
-    def path_of(key: str) -> Path | None:
-        value = _get(merged, key, str, pre)
-        return None if value is None else (base / value)
-
-    embeddings = path_of("embeddings")
-    if embeddings is None:
+    for key in ("embeddings_key", "tokenizer"):  # an empty string means "the default"
+        if merged.get(key) == "":
+            del merged[key]
+    values = _options(merged, LanguageConfig, pre)
+    if "embeddings" not in values:
         raise TaskspecError(f"config: {pre}embeddings is required (or set data.embeddings)")
-    tokenizer = _get(merged, "tokenizer", str, pre) or ("janome" if lang == "ja" else "regex")
-    _choice(tokenizer, TOKENIZERS, f"{pre}tokenizer")
-    data = DataOptions(
-        format=_get(merged, "format", str, pre),
-        text_column=_get(merged, "text_column", str, pre, "text"),
-        label_column=_get(merged, "label_column", str, pre, "label"),
-        absa_labels=_get(merged, "absa_labels", str, pre, "three"),
-    )
-    _choice(data.format, FORMATS, f"{pre}format")
-    _choice(data.absa_labels, ABSA_LABEL_MODES, f"{pre}absa_labels")
-    return LanguageConfig(
-        lang=lang,
-        embeddings=embeddings,
-        embeddings_key=_get(table, "embeddings_key", str, pre) or lang,
-        tokenizer=tokenizer,
-        data=data,
-        train=path_of("train"),
-        dev=path_of("dev"),
-        test=path_of("test"),
-    )
+    values.setdefault("embeddings_key", lang)
+    values.setdefault("tokenizer", "janome" if lang == "ja" else "regex")
+    paths = {name: base / v for name, v in values.items() if isinstance(v, Path)}
+    return LanguageConfig(**{**values, **paths}, data=DataOptions(**_options(merged, DataOptions, pre)))
 
 
-def _parse_train(table: Any) -> TrainOptions:
-    if not isinstance(table, dict):
-        raise TaskspecError("config: [train] must be a table")
-    allowed = {f.name for f in dataclasses.fields(TrainOptions)}
-    _check_keys(table, allowed, "[train]")
-    values: dict[str, Any] = {}
-    for f in dataclasses.fields(TrainOptions):
-        tp = {"float": (int, float), "bool": bool, "str": str}.get(str(f.type), int)
-        value = _get(table, f.name, tp, "train.", f.default)
-        values[f.name] = float(value) if tp == (int, float) else value
-    opts = TrainOptions(**values)
-    for name in ("epochs", "batch_size"):
-        if getattr(opts, name) < 1:
-            raise TaskspecError(f"config: train.{name} must be >= 1")
-    if opts.lr <= 0:
-        raise TaskspecError("config: train.lr must be > 0")
-    if not 0.0 <= opts.dropout < 1.0:
-        raise TaskspecError("config: train.dropout must be in [0, 1)")
-    _choice(opts.normalize, NORMALIZE_MODES, "train.normalize")
-    if opts.hidden < 0 or opts.patience < 0 or opts.nnmap_hidden < 0:
-        raise TaskspecError("config: train.hidden, train.patience and train.nnmap_hidden must be >= 0")
-    return opts
+def _parse_targets(targets: Any, *, base: Path, defaults: Mapping[str, Any]) -> tuple[LanguageConfig, ...]:
+    if not isinstance(targets, list) or not targets:
+        raise TaskspecError("config: at least one [[target]] section is required")
+    parsed = tuple(
+        _parse_language(t, where=f"target[{i}]", base=base, defaults=defaults) for i, t in enumerate(targets)
+    )
+    for i, t in enumerate(parsed):
+        if t.test is None:
+            raise TaskspecError(f"config: target[{i}] ({t.lang}).test is required")
+    langs = [t.lang for t in parsed]
+    if len(set(langs)) != len(langs):
+        raise TaskspecError(f"config: duplicate target languages in {langs}")
+    return parsed
 
 
 def parse_config(raw: Mapping[str, Any], *, base: Path, path: Path | None = None) -> ExperimentConfig:
@@ -312,79 +400,24 @@ def parse_config(raw: Mapping[str, Any], *, base: Path, path: Path | None = None
         On unknown keys, wrong types, invalid values or missing sections.
     """
     _check_keys(raw, _TOP_KEYS, "")
-    defaults = raw.get("data", {})
-    if not isinstance(defaults, dict):
-        raise TaskspecError("config: [data] must be a table")
+    defaults = _table(raw.get("data", {}), "data")
     _check_keys(defaults, _DATA_KEYS, "[data]")
     if "source" not in raw:
         raise TaskspecError("config: missing [source] section")
     source = _parse_language(raw["source"], where="source", base=base, defaults=defaults)
     if source.train is None or source.dev is None:
         raise TaskspecError("config: source.train and source.dev are required")
-    targets_raw = raw.get("target", [])
-    if not isinstance(targets_raw, list) or not targets_raw:
-        raise TaskspecError("config: at least one [[target]] section is required")
-    targets = tuple(
-        _parse_language(t, where=f"target[{i}]", base=base, defaults=defaults) for i, t in enumerate(targets_raw)
-    )
-    for i, t in enumerate(targets):
-        if t.test is None:
-            raise TaskspecError(f"config: target[{i}] ({t.lang}).test is required")
-    langs = [t.lang for t in targets]
-    if len(set(langs)) != len(langs):
-        raise TaskspecError(f"config: duplicate target languages in {langs}")
-
-    seeds = _get(raw, "seeds", int, "", 3)
-    if seeds < 1:
-        raise TaskspecError("config: seeds must be >= 1")
-    k_grid_raw = _get(raw, "k_grid", list, "", [1, 2, 3, 5, 10, 20, 50])
-    if not k_grid_raw or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in k_grid_raw):
-        raise TaskspecError("config: k_grid must be a non-empty list of positive integers")
-    reg = float(_get(raw, "reg", (int, float), "", 1e-3))
-    if reg < 0:
-        raise TaskspecError("config: reg must be >= 0")
-    dev_size = _get(raw, "tasklang_dev_size", int, "", 100)
-    if dev_size < 1:
-        raise TaskspecError("config: tasklang_dev_size must be >= 1")
-    csls_k = _get(raw, "csls_k", int, "", 10)
-    if csls_k < 1:
-        raise TaskspecError("config: csls_k must be >= 1")
-    margin_raw = _get(raw, "margin_grid", list, "", [0.0, 0.02, 0.05, 0.1, 0.2])
-    if not margin_raw or not all(
-        isinstance(m, (int, float)) and not isinstance(m, bool) and 0 <= m < float("inf") for m in margin_raw
-    ):
-        raise TaskspecError("config: margin_grid must be a non-empty list of finite numbers >= 0")
-    methods_raw = _get(raw, "methods", list, "", list(DEFAULT_METHODS))
-    methods = parse_methods(methods_raw)
-    labels_raw = _get(raw, "labels", list, "", None)
-    if labels_raw is not None and not (labels_raw and all(isinstance(x, str) for x in labels_raw)):
-        raise TaskspecError("config: labels must be a non-empty list of strings")
+    targets = _parse_targets(raw.get("target", []), base=base, defaults=defaults)
+    options = _options(raw, ExperimentConfig, "")
+    train = _table(raw.get("train", {}), "train")
+    _check_keys(train, _keys(TrainOptions), "[train]")
     return ExperimentConfig(
         source=source,
         targets=targets,
-        seeds=seeds,
-        k_grid=tuple(sorted(set(k_grid_raw))),
-        reg=reg,
-        tasklang_dev_size=dev_size,
-        csls_k=csls_k,
-        margin_grid=tuple(sorted({float(m) for m in margin_raw})),
-        methods=methods,
-        labels=None if labels_raw is None else tuple(labels_raw),
-        train=_parse_train(raw.get("train", {})),
+        train=TrainOptions(**_options(train, TrainOptions, "train.")),
         path=path,
+        **options,
     )
-
-
-def parse_methods(methods: Any) -> tuple[str, ...]:
-    """Validate a list of method names; returns them in canonical table order."""
-    if isinstance(methods, str):
-        methods = [m.strip() for m in methods.split(",") if m.strip()]
-    if not isinstance(methods, list) or not methods or not all(isinstance(m, str) for m in methods):
-        raise TaskspecError("config: methods must be a non-empty list of method names")
-    unknown = sorted(set(methods) - set(ALL_METHODS))
-    if unknown:
-        raise TaskspecError(f"unknown method(s) {', '.join(unknown)} (known: {', '.join(ALL_METHODS)})")
-    return tuple(m for m in ALL_METHODS if m in methods)
 
 
 def load_config(path: str | Path) -> ExperimentConfig:

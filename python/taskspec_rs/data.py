@@ -10,7 +10,7 @@ Supported inputs
   ``.npz`` archives holding ``<key>__words`` (unicode array) and
   ``<key>__vecs`` (float array) — loaded without pickle.
 
-Malformed input raises :class:`~taskspec_rs.config.TaskspecError` with a
+Malformed input raises :class:`~taskspec_rs.errors.TaskspecError` with a
 ``file:line`` location.
 """
 
@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from ._io import atomic_write_text
-from .config import DataOptions, TaskspecError
+from .config import NORMALIZATIONS, DataOptions
+from .errors import TaskspecError
 
 __all__ = [
     "Dataset",
@@ -37,6 +38,8 @@ __all__ = [
     "encode",
     "load_dataset",
     "load_embeddings",
+    "normalize_embeddings",
+    "normalize_vectors",
     "tokenize",
 ]
 
@@ -390,3 +393,81 @@ def load_embeddings(path: str | Path, *, key: str | None = None) -> Embeddings:
             raise TaskspecError(f"{path}: an embeddings_key is needed for .npz embeddings")
         return _load_npz(path, key)
     return _load_word2vec(path)
+
+
+# --------------------------------------------------------------------------- normalisation
+
+_STEPS = ("unit", "center", "unitdim", "none")
+
+
+def normalize_embeddings(v, *, steps: Sequence[str] = ("unit", "center", "unit")) -> np.ndarray:
+    """Normalise an embedding matrix, VecMap style (Artetxe et al. 2018).
+
+    Steps are applied in order:
+
+    ``"unit"``
+        Scale every row to unit Euclidean length (zero rows stay zero).
+    ``"center"``
+        Subtract the mean vector (mean centring).
+    ``"unitdim"``
+        Centre, then scale every column to unit variance, as VecMap's
+        ``unitdim`` (columns with zero spread are left unchanged).
+    ``"none"``
+        No-op.
+
+    The default ``("unit", "center", "unit")`` is VecMap's recommended
+    normalisation: it makes dot products cosines while removing the common
+    mean direction that all words share.
+
+    Parameters
+    ----------
+    v : array-like, shape (n, d)
+        Embeddings (any float dtype; computed in float32).
+    steps : sequence of str, keyword-only
+        Steps to apply, in order.
+
+    Returns
+    -------
+    ndarray of float32, shape (n, d)
+        A new array; ``v`` is not modified.
+    """
+    from ._checks import as_matrix
+
+    if isinstance(steps, str):
+        steps = (steps,)
+    for s in steps:
+        if s not in _STEPS:
+            raise ValueError(f"steps: unknown step {s!r}; choose from {', '.join(_STEPS)}")
+    out = np.array(as_matrix(v, "v"), dtype=np.float32, copy=True)
+    if not np.isfinite(out).all():
+        raise ValueError("v: contains NaN or inf values")
+    for s in steps:
+        if s == "unit":
+            norms = np.linalg.norm(out, axis=1, keepdims=True)
+            norms[norms == 0] = 1.0
+            out /= norms
+        elif s in ("center", "unitdim"):
+            out -= out.mean(axis=0, dtype=np.float64).astype(np.float32)
+        if s == "unitdim":
+            sd = out.std(axis=0, dtype=np.float64).astype(np.float32)
+            sd[sd == 0] = 1.0
+            out /= sd
+    return out
+
+
+def normalize_vectors(vectors: np.ndarray, mode: str) -> np.ndarray:
+    """Normalise one language's general vectors (``mode`` in :data:`~taskspec_rs.config.NORMALIZATIONS`).
+
+    ``"center"`` subtracts the language's mean vector, ``"unit_center_unit"``
+    is VecMap's unit length → mean centring → unit length.  Applied to the
+    whole embedding vocabulary of each language, before rescaling.
+    """
+    if mode not in NORMALIZATIONS:
+        raise TaskspecError(f"unknown normalisation {mode!r} (use {', '.join(NORMALIZATIONS)})")
+    if mode == "none":
+        return vectors
+    out = normalize_embeddings(vectors, steps=NORMALIZATIONS[mode])
+    norms = np.linalg.norm(out, axis=1)
+    if not (norms > 0).all():
+        raise TaskspecError(f"normalisation {mode!r} produced a zero vector (row {int(np.argmin(norms))})")
+    return out

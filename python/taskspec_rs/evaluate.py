@@ -1,35 +1,14 @@
-"""Cross-lingual experiments: all methods × target languages × seeds.
+"""Cross-lingual experiments: every method × target language × seed.
 
-Methods (names used in every output):
-
-``clwe_fixed``
-    Embedding layer frozen to the general vectors; the target is classified
-    with its own general vectors.
-``clwe_fixed_nnmap``
-    As ``clwe_fixed`` plus two token-wise tanh layers before the mean.
-``clwe_opt_lp``
-    Embeddings updated in training; target vectors by the linear projection.
-``clwe_opt_orth``
-    As ``clwe_opt_lp`` with an orthogonal (Procrustes) map instead of least squares.
-``clwe_opt_llm_k1`` / ``clwe_opt_llm_ktask`` / ``clwe_opt_llm_ktasklang``
-    Embeddings updated; target vectors by the locally linear mapping with
-    k = 1 / k tuned on the source dev set (source vocabulary projected onto
-    itself, never using a word as its own neighbour) / k tuned on the first
-    ``tasklang_dev_size`` target dev examples.
-``clwe_opt_llm_csls_ktask``
-    As ``clwe_opt_llm_ktask`` with neighbours ranked by CSLS (hub penalty
-    ``r(x)/2`` over ``csls_k`` nearest target words), in the source
-    self-projection used for tuning k as well.
-``clwe_opt_llm_margin``
-    LLM with an adaptive k per word: each word keeps its neighbours (at most
-    ``max(k_grid)``) whose cosine is within a margin of its best one; the
-    margin is tuned from ``margin_grid`` on the source self-projection.
-``monolingual``
-    Trained (embeddings updated) and tested in the target language.
-
-All ``clwe_opt_*`` methods share one trained model per seed.  Each seed
-``0 … seeds-1`` is a separate training run; results are the mean and the
-sample standard deviation over seeds.
+The methods and what each does are in :mod:`taskspec_rs.methods` (names used
+in every output: ``clwe_fixed``, ``clwe_fixed_nnmap``, ``clwe_opt_lp``,
+``clwe_opt_orth``, ``clwe_opt_llm_k1``, ``clwe_opt_llm_ktask``,
+``clwe_opt_llm_csls_ktask``, ``clwe_opt_llm_margin``,
+``clwe_opt_llm_ktasklang``, ``monolingual``). :func:`run_experiment` loads
+the experiment once (:func:`~taskspec_rs.experiment.load_experiment`), then
+loops over seeds × methods × languages. Each seed ``0 … seeds-1`` is a
+separate training run; results are the mean and the sample standard
+deviation over seeds.
 """
 
 from __future__ import annotations
@@ -45,86 +24,15 @@ from typing import Callable
 import numpy as np
 from tqdm.auto import tqdm
 
-from .config import ExperimentConfig, LanguageConfig, TaskspecError, TrainOptions
-from .data import (
-    Dataset,
-    Embeddings,
-    atomic_write_text,
-    encode,
-    load_dataset,
-    load_embeddings,
-    tokenize,
-)
-from .model import TaskModel, default_device, label_indices, predict_ids
-from .project import hub_scores, hubness, lp_project, orthogonal_project
-from .train import (
-    llm_margin_projections,
-    llm_neighbors,
-    llm_projections,
-    normalize_vectors,
-    train_classifier,
-)
+from ._io import atomic_write_text
+from .config import ExperimentConfig
+from .experiment import Experiment, NeighborCache, SeedRun, load_experiment
+from .methods import METHODS, Method
+from .model import default_device
 
-__all__ = [
-    "ExperimentResult",
-    "LanguageData",
-    "hubness_table",
-    "load_language",
-    "run_experiment",
-    "train_language",
-    "write_results",
-]
+__all__ = ["ExperimentResult", "hubness_table", "run_experiment", "write_results"]
 
 Log = Callable[[str], None]
-
-
-@dataclass
-class LanguageData:
-    """Everything loaded for one language of an experiment."""
-
-    config: LanguageConfig
-    embeddings: Embeddings
-    train: Dataset | None = None
-    dev: Dataset | None = None
-    test: Dataset | None = None
-
-    @property
-    def lang(self) -> str:
-        return self.config.lang
-
-    def needed_embeddings(self, datasets: Sequence[Dataset | None]) -> Embeddings:
-        """The embedding rows of words occurring in ``datasets`` (projection vocabulary)."""
-        words: set[str] = set()
-        for ds in datasets:
-            if ds is not None:
-                for text in ds.texts:
-                    words.update(tokenize(text, tokenizer=self.config.tokenizer))
-        return self.embeddings.subset(words)
-
-
-def load_language(
-    config: LanguageConfig, *, labels: Sequence[str] | None, rescale: bool = True, normalize: str = "none"
-) -> LanguageData:
-    """Load embeddings and datasets of a language, checking labels against ``labels``.
-
-    The vectors are first normalised (``normalize``, see
-    :func:`~taskspec_rs.train.normalize_vectors`), then, with ``rescale``,
-    scaled as in :meth:`Embeddings.rescaled`.
-    """
-    embeddings = load_embeddings(config.embeddings, key=config.embeddings_key)
-    if normalize != "none":
-        embeddings = Embeddings(embeddings.words, normalize_vectors(embeddings.vectors, normalize))
-    if rescale:
-        embeddings = embeddings.rescaled()
-    data = LanguageData(config, embeddings)
-    for split in ("train", "dev", "test"):
-        path = getattr(config, split)
-        if path is not None:
-            ds = load_dataset(path, options=config.data)
-            if labels is not None:
-                label_indices(ds, labels)  # raises on unknown labels
-            setattr(data, split, ds)
-    return data
 
 
 @dataclass
@@ -145,6 +53,12 @@ class ExperimentResult:
 
     def add_diagnostics(self, method: str, lang: str, values: dict) -> None:
         self.diagnostics.setdefault(method, {}).setdefault(lang, []).append(values)
+
+    def canonical_order(self, names: Sequence[str]) -> None:
+        """Order runs, chosen k and diagnostics by method (table order)."""
+        for table in ("runs", "k", "diagnostics"):
+            values = getattr(self, table)
+            setattr(self, table, {m: values[m] for m in names if m in values})
 
     def summary(self) -> dict[str, dict[str, dict]]:
         """``{method: {lang: {"mean", "std", "runs"}}}`` (std: sample std, 0 for one run)."""
@@ -194,74 +108,6 @@ class ExperimentResult:
         return "\n".join([fmt(header), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
 
 
-def _accuracy(model: TaskModel, ids: np.ndarray, gold: np.ndarray, vectors: np.ndarray | None = None) -> float:
-    network = model.network if vectors is None else model.network.with_embeddings(vectors)
-    return float(np.mean(predict_ids(network, ids) == gold))
-
-
-@dataclass
-class _Split:
-    """A dataset encoded for a fixed vocabulary."""
-
-    ids: np.ndarray
-    gold: np.ndarray
-
-    @classmethod
-    def make(cls, ds: Dataset, emb: Embeddings, tokenizer: str, labels: Sequence[str]) -> _Split:
-        return cls(encode(ds.texts, emb.index(), tokenizer=tokenizer), label_indices(ds, labels))
-
-
-def _best_k(scores: dict) -> int:
-    """The k (or margin) with the highest accuracy; ties go to the smallest value."""
-    return min(scores, key=lambda k: (-scores[k], k))
-
-
-def _neighbor_stats(idx: np.ndarray, k: int, trained: np.ndarray, words: Sequence[str]) -> dict:
-    """Hubness of the first ``k`` neighbours of every word (and at k = 10 for comparisons)."""
-    nb = idx[:, :k]
-    stats = hubness(nb, len(trained), top=10)
-    used = nb[nb >= 0]
-    counts = np.bincount(used, minlength=len(trained))
-    at10 = hubness(idx[:, :10], len(trained), top=10) if idx.shape[1] >= 10 else None
-    return {
-        "k": int(k),
-        "top_share": round(stats["top_share"], 4),
-        "max_in_degree": stats["max_in_degree"],
-        "unused_fraction": round(stats["unused_fraction"], 4),
-        "trained_share": round(float(trained[used].mean()) if used.size else 0.0, 4),
-        "top_share_k10": None if at10 is None else round(at10["top_share"], 4),
-        "max_in_degree_k10": None if at10 is None else at10["max_in_degree"],
-        "hubs": [words[i] for i in np.argsort(-counts, kind="stable")[:5]],
-    }
-
-
-def train_language(
-    lang_data: LanguageData,
-    *,
-    labels: Sequence[str],
-    kind: str,
-    options: TrainOptions,
-    seed: int,
-    dev: Dataset | None = None,
-    progress: bool = False,
-    desc: str | None = None,
-) -> TaskModel:
-    """Train a ``kind`` model on ``lang_data``'s training set (``dev`` picks the epoch)."""
-    return train_classifier(
-        lang_data.train,
-        dev,
-        lang_data.embeddings,
-        labels=labels,
-        lang=lang_data.lang,
-        tokenizer=lang_data.config.tokenizer,
-        kind=kind,
-        options=options,
-        seed=seed,
-        progress=progress,
-        desc=desc or f"seed {seed} {kind} {lang_data.lang}",
-    )
-
-
 def run_experiment(
     config: ExperimentConfig,
     *,
@@ -279,7 +125,7 @@ def run_experiment(
     seeds
         Number of seeds (overrides ``config.seeds``).
     methods
-        Methods to run (overrides ``config.methods``).
+        Methods to run (overrides ``config.methods``), names of :data:`~taskspec_rs.methods.METHODS`.
     progress
         Show tqdm progress bars.
     log
@@ -290,195 +136,54 @@ def run_experiment(
     ExperimentResult
     """
     say = log or (lambda _msg: None)
-    methods = tuple(methods or config.methods)
+    names = tuple(m for m in METHODS if m in (methods or config.methods))
     n_seeds = seeds or config.seeds
-    opts = config.train
     t0 = time.perf_counter()
+    exp = load_experiment(config, log=say)
+    result = ExperimentResult(meta=_meta(exp, n_seeds, names))
+    cache = NeighborCache(exp, width=max(max(config.k_grid), 10))
+    for seed in tqdm(range(n_seeds), desc="seeds", disable=not progress):
+        run = SeedRun(exp, seed, cache, progress=progress, log=say)
+        for name in names:
+            _run_method(METHODS[name], run, result, progress)
+    result.canonical_order(names)
+    result.meta["elapsed_s"] = round(time.perf_counter() - t0, 1)
+    return result
 
-    src_cfg = config.source
-    say(f"loading source language {src_cfg.lang}")
-    source = load_language(src_cfg, labels=config.labels, rescale=opts.rescale, normalize=opts.normalize)
-    assert source.train is not None and source.dev is not None
-    labels = list(config.labels) if config.labels else sorted(set(source.train.labels))
-    for ds in (source.dev, source.test):
-        if ds is not None:
-            label_indices(ds, labels)
-    targets: list[LanguageData] = []
-    for t_cfg in config.targets:
-        say(f"loading target language {t_cfg.lang}")
-        t = load_language(t_cfg, labels=labels, rescale=opts.rescale, normalize=opts.normalize)
-        if t.embeddings.dim != source.embeddings.dim:
-            raise TaskspecError(
-                f"embedding dimension mismatch: {t_cfg.embeddings} ({t.lang}) has {t.embeddings.dim},"
-                f" source has {source.embeddings.dim}"
-            )
-        targets.append(t)
 
-    # Encoded evaluation data.  Target vocabularies are restricted to words in the test/dev data.
-    dev_size = config.tasklang_dev_size
-    tgt_emb = {t.lang: t.needed_embeddings([t.test, t.dev.head(dev_size) if t.dev else None]) for t in targets}
-    for t in targets:
-        if not tgt_emb[t.lang].words:
-            raise TaskspecError(f"{t.lang}: no word of the test data is in {t.config.embeddings}")
-    tgt_test = {t.lang: _Split.make(t.test, tgt_emb[t.lang], t.config.tokenizer, labels) for t in targets}
-    tgt_dev = {
-        t.lang: _Split.make(t.dev.head(dev_size), tgt_emb[t.lang], t.config.tokenizer, labels)
-        for t in targets
-        if t.dev is not None
-    }
-    src_test = _Split.make(source.test, source.embeddings, src_cfg.tokenizer, labels) if source.test else None
-    # Source dev words for k tuning (projected onto the source vocabulary without themselves).
-    src_dev_emb = source.needed_embeddings([source.dev])
-    src_index = source.embeddings.index()
-    src_dev_rows = np.array([src_index[w] for w in src_dev_emb.words], dtype=np.int64)
-    src_dev = _Split.make(source.dev, src_dev_emb, src_cfg.tokenizer, labels)
+def _run_method(method: Method, run: SeedRun, result: ExperimentResult, progress: bool) -> None:
+    """One method for one seed: its source test accuracy, its choice of k or margin, then every target."""
+    exp = run.experiment
+    if method.model != "monolingual" and exp.src_test is not None:
+        result.add(method.name, exp.source.lang, exp.src_test.accuracy(run.model(method.model)))
+    choice = method.choose(run) if method.choose else None
+    desc = f"seed {run.seed} {method.name}"
+    for t in tqdm(exp.targets, desc=desc, disable=not progress, leave=False):
+        outcome = method.target(run, t, choice)
+        if outcome is None:
+            continue
+        result.add(method.name, t.lang, outcome.accuracy)
+        if outcome.k is not None:
+            result.add_k(method.name, t.lang, outcome.k)
+        if outcome.diagnostics is not None:
+            result.add_diagnostics(method.name, t.lang, outcome.diagnostics)
 
-    result = ExperimentResult()
-    result.meta = {
-        "source_lang": src_cfg.lang,
-        "targets": [t.lang for t in targets],
-        "labels": labels,
+
+def _meta(exp: Experiment, n_seeds: int, names: Sequence[str]) -> dict:
+    config = exp.config
+    return {
+        "source_lang": exp.source.lang,
+        "targets": [t.lang for t in exp.targets],
+        "labels": exp.labels,
         "seeds": list(range(n_seeds)),
-        "methods": list(methods),
+        "methods": list(names),
         "k_grid": list(config.k_grid),
         "csls_k": config.csls_k,
         "margin_grid": list(config.margin_grid),
         "device": str(default_device()),
-        "train_options": dataclasses.asdict(opts),
+        "train_options": dataclasses.asdict(config.train),
         "config": str(config.path) if config.path else None,
     }
-
-    def train(kind: str, lang_data: LanguageData, seed: int, dev: Dataset | None) -> TaskModel:
-        say(f"seed {seed}: training {kind} model on {lang_data.lang} ({len(lang_data.train)} examples)")
-        return train_language(lang_data, labels=labels, kind=kind, options=opts, seed=seed, dev=dev, progress=progress)
-
-    opt_methods = [m for m in methods if m.startswith("clwe_opt_")]
-    penalties: dict[str, np.ndarray] = {}  # CSLS hub penalties r(x) per target language ("src": self-projection)
-    seed_bar = tqdm(range(n_seeds), desc="seeds", disable=not progress)
-    for seed in seed_bar:
-        for method, kind in (("clwe_fixed", "fixed"), ("clwe_fixed_nnmap", "nnmap")):
-            if method not in methods:
-                continue
-            model = train(kind, source, seed, source.dev)
-            if src_test is not None:
-                result.add(method, src_cfg.lang, _accuracy(model, src_test.ids, src_test.gold))
-            for t in targets:
-                split = tgt_test[t.lang]
-                result.add(method, t.lang, _accuracy(model, split.ids, split.gold, tgt_emb[t.lang].vectors))
-
-        if opt_methods:
-            model = train("opt", source, seed, source.dev)
-            x_gen, x_spec = source.embeddings.vectors, model.network.word_vectors()
-            trained = np.any(x_spec != x_gen, axis=1)
-            if src_test is not None:
-                acc = _accuracy(model, src_test.ids, src_test.gold)
-                for m in opt_methods:
-                    result.add(m, src_cfg.lang, acc)
-            kmax = max(config.k_grid)
-            want = set(methods)
-            k_task = k_csls = 1
-            margin = 0.0
-
-            def src_score(vectors: np.ndarray, model: TaskModel = model) -> float:
-                return _accuracy(model, src_dev.ids, src_dev.gold, vectors)
-
-            if {"clwe_opt_llm_ktask", "clwe_opt_llm_margin"} & want:
-                nb = llm_neighbors(x_gen, src_dev_emb.vectors, kmax, self_rows=src_dev_rows)
-                if "clwe_opt_llm_ktask" in want:
-                    say(f"seed {seed}: tuning k on {src_cfg.lang} dev (self-projection)")
-                    proj = llm_projections(
-                        x_gen, x_spec, src_dev_emb.vectors, config.k_grid, reg=config.reg, neighbors=nb
-                    )
-                    scores = {k: src_score(v) for k, v in proj.items()}
-                    k_task = _best_k(scores)
-                    say(f"seed {seed}: k_task = {k_task} (source dev accuracy {scores[k_task]:.3f})")
-                if "clwe_opt_llm_margin" in want:
-                    mproj = llm_margin_projections(
-                        x_gen, x_spec, src_dev_emb.vectors, config.margin_grid, nb, reg=config.reg
-                    )
-                    scores = {m: src_score(v) for m, (v, _) in mproj.items()}
-                    margin = _best_k(scores)
-                    say(f"seed {seed}: margin = {margin} (source dev accuracy {scores[margin]:.3f})")
-            if "clwe_opt_llm_csls_ktask" in want:
-                if "src" not in penalties:  # r(x) depends on the general vectors only: once for all seeds
-                    penalties["src"] = hub_scores(x_gen, x_gen, config.csls_k, exclude_self=True)
-                nb = llm_neighbors(
-                    x_gen,
-                    src_dev_emb.vectors,
-                    kmax,
-                    self_rows=src_dev_rows,
-                    metric="csls",
-                    csls_penalty=penalties["src"],
-                )
-                proj = llm_projections(x_gen, x_spec, src_dev_emb.vectors, config.k_grid, reg=config.reg, neighbors=nb)
-                scores = {k: src_score(v) for k, v in proj.items()}
-                k_csls = _best_k(scores)
-                say(f"seed {seed}: CSLS k_task = {k_csls} (source dev accuracy {scores[k_csls]:.3f})")
-            for t in tqdm(targets, desc=f"seed {seed} project", disable=not progress, leave=False):
-                y_gen = tgt_emb[t.lang].vectors
-                split = tgt_test[t.lang]
-
-                def test_acc(vectors: np.ndarray, split: _Split = split, model: TaskModel = model) -> float:
-                    return _accuracy(model, split.ids, split.gold, vectors)
-
-                if "clwe_opt_lp" in want:
-                    result.add("clwe_opt_lp", t.lang, test_acc(lp_project(x_gen, x_spec, y_gen)))
-                if "clwe_opt_orth" in want:
-                    result.add("clwe_opt_orth", t.lang, test_acc(orthogonal_project(x_gen, x_spec, y_gen)))
-                want_tl = "clwe_opt_llm_ktasklang" in want and t.lang in tgt_dev
-                ks = {1, k_task} | (set(config.k_grid) if want_tl else set())
-                want_margin = "clwe_opt_llm_margin" in want
-                if {"clwe_opt_llm_k1", "clwe_opt_llm_ktask"} & want or want_tl or want_margin:
-                    width = max(ks | ({kmax} if want_margin else set()) | {10})
-                    nb = llm_neighbors(x_gen, y_gen, width)
-                    proj = llm_projections(x_gen, x_spec, y_gen, ks, reg=config.reg, neighbors=nb)
-                    if "clwe_opt_llm_k1" in want:
-                        result.add("clwe_opt_llm_k1", t.lang, test_acc(proj[1]))
-                        result.add_k("clwe_opt_llm_k1", t.lang, 1)
-                    if "clwe_opt_llm_ktask" in want:
-                        result.add("clwe_opt_llm_ktask", t.lang, test_acc(proj[k_task]))
-                        result.add_k("clwe_opt_llm_ktask", t.lang, k_task)
-                        stats = _neighbor_stats(nb[1], k_task, trained, source.embeddings.words)
-                        result.add_diagnostics("clwe_opt_llm_ktask", t.lang, stats)
-                    if want_tl:
-                        dev = tgt_dev[t.lang]
-                        scores = {k: _accuracy(model, dev.ids, dev.gold, proj[k]) for k in config.k_grid}
-                        k_tl = _best_k(scores)
-                        result.add("clwe_opt_llm_ktasklang", t.lang, test_acc(proj[k_tl]))
-                        result.add_k("clwe_opt_llm_ktasklang", t.lang, k_tl)
-                    if want_margin:
-                        cut = (nb[0][:, :kmax], nb[1][:, :kmax])
-                        y_spec, counts = llm_margin_projections(x_gen, x_spec, y_gen, [margin], cut, reg=config.reg)[
-                            margin
-                        ]
-                        result.add("clwe_opt_llm_margin", t.lang, test_acc(y_spec))
-                        masked = np.where(np.arange(kmax)[None, :] < counts[:, None], cut[1], -1)
-                        stats = _neighbor_stats(masked, kmax, trained, source.embeddings.words)
-                        stats.update(margin=margin, mean_k=round(float(counts.mean()), 2))
-                        stats.pop("top_share_k10"), stats.pop("max_in_degree_k10")
-                        result.add_diagnostics("clwe_opt_llm_margin", t.lang, stats)
-                if "clwe_opt_llm_csls_ktask" in want:
-                    if t.lang not in penalties:
-                        csls_k = min(config.csls_k, len(t.embeddings.words))
-                        penalties[t.lang] = hub_scores(x_gen, t.embeddings.vectors, csls_k)
-                    nb = llm_neighbors(x_gen, y_gen, max(k_csls, 10), metric="csls", csls_penalty=penalties[t.lang])
-                    proj = llm_projections(x_gen, x_spec, y_gen, [k_csls], reg=config.reg, neighbors=nb)
-                    result.add("clwe_opt_llm_csls_ktask", t.lang, test_acc(proj[k_csls]))
-                    result.add_k("clwe_opt_llm_csls_ktask", t.lang, k_csls)
-                    stats = _neighbor_stats(nb[1], k_csls, trained, source.embeddings.words)
-                    result.add_diagnostics("clwe_opt_llm_csls_ktask", t.lang, stats)
-
-        if "monolingual" in methods:
-            for t in targets:
-                if t.train is None:
-                    continue
-                model = train("opt", t, seed, t.dev)
-                result.add("monolingual", t.lang, model.accuracy(t.test))
-    seed_bar.close()
-    # canonical method order
-    result.runs = {m: result.runs[m] for m in methods if m in result.runs}
-    result.meta["elapsed_s"] = round(time.perf_counter() - t0, 1)
-    return result
 
 
 def hubness_table(result: ExperimentResult) -> list[str]:

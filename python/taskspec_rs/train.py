@@ -1,69 +1,104 @@
-"""Pipeline steps: train a classifier, project its embeddings, swap them in.
+"""Training the classifier, and swapping projected embeddings into it.
 
-These are the building blocks of ``taskspec-rs train|project|predict`` and of
-the experiments in :mod:`taskspec_rs.evaluate`.
+These are the building blocks of ``taskspec-rs train|project`` and of the
+experiments in :mod:`taskspec_rs.evaluate`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import _core
-from .config import TaskspecError, TrainOptions
-from .data import Dataset, Embeddings, encode
+from .config import TrainOptions
+from .data import Dataset, Embeddings, encode, normalize_vectors
+from .errors import TaskspecError
 from .model import BagClassifier, TaskModel, default_device, label_indices, predict_ids
-from .project import hub_scores, knn, llm_from_neighbors, lp_project, margin_counts, orthogonal_project
+from .project import LinearProjector, LLMProjector
 
-__all__ = [
-    "NORMALIZATIONS",
-    "PROJECTIONS",
-    "llm_margin_projections",
-    "llm_neighbors",
-    "llm_projections",
-    "normalize_vectors",
-    "project_model",
-    "project_vectors",
-    "train_classifier",
-]
+__all__ = ["PROJECTIONS", "project_model", "project_vectors", "train_classifier"]
 
 #: Projection methods accepted by :func:`project_vectors`.
 PROJECTIONS = ("gen", "lp", "orth", "llm")
 
-#: General-space normalisations (``[train] normalize``), as VecMap step sequences.
-NORMALIZATIONS: dict[str, tuple[str, ...]] = {
-    "none": (),
-    "center": ("center",),
-    "unit_center_unit": ("unit", "center", "unit"),
-}
-
-
-def normalize_vectors(vectors: np.ndarray, mode: str) -> np.ndarray:
-    """Normalise one language's general vectors (``mode`` in :data:`NORMALIZATIONS`).
-
-    ``"center"`` subtracts the language's mean vector, ``"unit_center_unit"``
-    is VecMap's unit length → mean centring → unit length.  Applied to the
-    whole embedding vocabulary of each language, before rescaling.
-    """
-    if mode not in NORMALIZATIONS:
-        raise TaskspecError(f"unknown normalisation {mode!r} (use {', '.join(NORMALIZATIONS)})")
-    if mode == "none":
-        return vectors
-    from .align import normalize_embeddings
-
-    out = normalize_embeddings(vectors, steps=NORMALIZATIONS[mode])
-    norms = np.linalg.norm(out, axis=1)
-    if not (norms > 0).all():
-        raise TaskspecError(f"normalisation {mode!r} produced a zero vector (row {int(np.argmin(norms))})")
-    return out
+KINDS = ("opt", "fixed", "nnmap")
 
 
 def _seed_everything(seed: int) -> torch.Generator:
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+@dataclass
+class _Encoded:
+    """Training data on the compact vocabulary of the words that occur in train/dev (ids from 1)."""
+
+    used: np.ndarray  # rows of the full table, in compact order
+    x: torch.Tensor
+    y: torch.Tensor
+    dev_ids: np.ndarray | None
+    dev_y: np.ndarray | None
+
+
+def _encode_compact(train: Dataset, dev: Dataset | None, embeddings: Embeddings, labels, tokenizer) -> _Encoded:
+    """Encode train/dev over the words they use.
+
+    Rows that never get a gradient stay equal to the general vectors under
+    Adam, so training on this compact table equals training the full table,
+    only much faster; the full table is rebuilt afterwards.
+    """
+    vocab = embeddings.index()
+    x_full = encode(train.texts, vocab, tokenizer=tokenizer)
+    dev_full = encode(dev.texts, vocab, tokenizer=tokenizer) if dev is not None else None
+    used = np.unique(np.concatenate([x_full.ravel()] + ([dev_full.ravel()] if dev_full is not None else [])))
+    used = used[used > 0]
+    if used.size == 0:
+        raise TaskspecError(f"{train.path}: no word of the training data is in the embedding vocabulary")
+    remap = np.zeros(len(embeddings.words) + 1, dtype=np.int64)
+    remap[used] = np.arange(1, len(used) + 1)
+    return _Encoded(
+        used=used,
+        x=torch.as_tensor(remap[x_full]),
+        y=torch.as_tensor(label_indices(train, labels)),
+        dev_ids=remap[dev_full] if dev_full is not None else None,
+        dev_y=label_indices(dev, labels) if dev is not None else None,
+    )
+
+
+def _fit(network: BagClassifier, data: _Encoded, options: TrainOptions, gen, device, bar) -> tuple[int, float]:
+    """Adam epochs, keeping the state with the best dev accuracy; returns ``(best_epoch, best_dev_accuracy)``."""
+    lengths = (data.x != 0).sum(dim=1)
+    optimiser = torch.optim.Adam([p for p in network.parameters() if p.requires_grad], lr=options.lr)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    best_acc, best_epoch, best_state, stale = -1.0, 0, None, 0
+    for epoch in bar:
+        network.train()
+        order = torch.randperm(len(data.x), generator=gen)
+        for start in range(0, len(order), options.batch_size):
+            rows = order[start : start + options.batch_size]
+            width = max(int(lengths[rows].max()), 1)
+            optimiser.zero_grad()
+            loss = loss_fn(network(data.x[rows, :width].to(device)), data.y[rows].to(device))
+            loss.backward()
+            optimiser.step()
+        if data.dev_ids is None:
+            continue
+        acc = float(np.mean(predict_ids(network, data.dev_ids) == data.dev_y))
+        bar.set_postfix(dev=f"{acc:.3f}")
+        if acc > best_acc:
+            best_acc, best_epoch, stale = acc, epoch, 0
+            best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
+        else:
+            stale += 1
+            if options.patience and stale >= options.patience:
+                break
+    if best_state is None:
+        return options.epochs, best_acc
+    network.load_state_dict(best_state)
+    return best_epoch, best_acc
 
 
 def train_classifier(
@@ -107,7 +142,7 @@ def train_classifier(
     TaskModel
         With ``info`` holding ``seed``, ``best_epoch`` and ``dev_accuracy``.
     """
-    if kind not in ("opt", "fixed", "nnmap"):
+    if kind not in KINDS:
         raise ValueError(f"kind must be opt, fixed or nnmap, got {kind!r}")
     device = device or default_device()
     gen = _seed_everything(seed)
@@ -121,67 +156,22 @@ def train_classifier(
     }
     if options.normalize != "none":  # the caller normalised the vectors; projection must do the same
         hparams["normalize"] = options.normalize
-    vocab = embeddings.index()
-    x_full = encode(train.texts, vocab, tokenizer=tokenizer)
-    dev_full = encode(dev.texts, vocab, tokenizer=tokenizer) if dev is not None else None
-    # Train on the compact vocabulary of words that occur in train/dev: rows that never get a
-    # gradient stay equal to the general vectors under Adam, so this equals training the full
-    # table, only much faster.  The full table is rebuilt afterwards.
-    used = np.unique(np.concatenate([x_full.ravel()] + ([dev_full.ravel()] if dev_full is not None else [])))
-    used = used[used > 0]
-    if used.size == 0:
-        raise TaskspecError(f"{train.path}: no word of the training data is in the embedding vocabulary")
-    remap = np.zeros(len(embeddings.words) + 1, dtype=np.int64)
-    remap[used] = np.arange(1, len(used) + 1)
+    data = _encode_compact(train, dev, embeddings, labels, tokenizer)
     network = BagClassifier(
-        embeddings.vectors[used - 1],
+        embeddings.vectors[data.used - 1],
         len(labels),
         hidden=hparams["hidden"],
         dropout=hparams["dropout"],
         nnmap_hidden=hparams["nnmap_hidden"],
         freeze=kind != "opt",
     ).to(device)
-    x = torch.as_tensor(remap[x_full])
-    y = torch.as_tensor(label_indices(train, labels))
-    dev_ids = remap[dev_full] if dev_full is not None else None
-    dev_y = label_indices(dev, labels) if dev is not None else None
-    lengths = (x != 0).sum(dim=1)
-    params = [p for p in network.parameters() if p.requires_grad]
-    optimiser = torch.optim.Adam(params, lr=options.lr)
-    loss_fn = torch.nn.CrossEntropyLoss()
-
-    best_acc, best_epoch, best_state, stale = -1.0, 0, None, 0
     bar = tqdm(range(1, options.epochs + 1), desc=desc, disable=not progress, leave=False)
-    for epoch in bar:
-        network.train()
-        order = torch.randperm(len(x), generator=gen)
-        for start in range(0, len(order), options.batch_size):
-            rows = order[start : start + options.batch_size]
-            width = max(int(lengths[rows].max()), 1)
-            batch = x[rows, :width].to(device)
-            optimiser.zero_grad()
-            loss = loss_fn(network(batch), y[rows].to(device))
-            loss.backward()
-            optimiser.step()
-        if dev_ids is None:
-            continue
-        acc = float(np.mean(predict_ids(network, dev_ids) == dev_y))
-        bar.set_postfix(dev=f"{acc:.3f}")
-        if acc > best_acc:
-            best_acc, best_epoch, stale = acc, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
-        else:
-            stale += 1
-            if options.patience and stale >= options.patience:
-                break
-    if best_state is not None:
-        network.load_state_dict(best_state)
-    else:
-        best_epoch = options.epochs
+    best_epoch, best_acc = _fit(network, data, options, gen, device, bar)
     full = embeddings.vectors.copy()
-    full[used - 1] = network.word_vectors()
+    full[data.used - 1] = network.word_vectors()
     network.embedding = BagClassifier._make_embedding(full, kind != "opt").to(device)
     network.eval()
+    info = {"seed": seed, "best_epoch": best_epoch, "dev_accuracy": best_acc if dev is not None else None}
     return TaskModel(
         network=network,
         words=list(embeddings.words),
@@ -191,166 +181,8 @@ def train_classifier(
         kind=kind,
         hparams=hparams,
         x_gen=embeddings.vectors,
-        info={"seed": seed, "best_epoch": best_epoch, "dev_accuracy": best_acc if dev is not None else None},
+        info=info,
     )
-
-
-def llm_neighbors(
-    x_gen: np.ndarray,
-    y_gen: np.ndarray,
-    kmax: int,
-    *,
-    self_rows: np.ndarray | None = None,
-    metric: str = "cosine",
-    csls_k: int = 10,
-    csls_targets: np.ndarray | None = None,
-    csls_penalty: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The ``kmax`` best source neighbours of every row of ``y_gen``, best first.
-
-    Parameters
-    ----------
-    x_gen, y_gen
-        General source vectors and the general vectors of the words to project.
-    kmax
-        Neighbours per word (clipped to the number of usable source words).
-    self_rows
-        See :func:`llm_projections` (a word is never its own neighbour).
-    metric
-        ``"cosine"`` ranks by ``cos(y, x)``; ``"csls"`` by ``cos(y, x) - r(x)/2``
-        where ``r(x)`` is the mean cosine of source word ``x`` to its ``csls_k``
-        nearest words of ``csls_targets`` (CSLS, Conneau et al. 2018, without the
-        target-side term, which does not change a target word's ranking).  With
-        ``self_rows`` the target vocabulary is the source one (``r`` computed with
-        ``exclude_self``).
-    csls_targets
-        The target vocabulary for ``r(x)`` (default ``y_gen``); ignored with ``self_rows``.
-    csls_penalty
-        Precomputed ``r(x)`` (one value per source row, e.g. cached across
-        seeds: it depends on the general vectors only); overrides ``csls_targets``.
-
-    Returns
-    -------
-    scores, indices
-        ``(n, kmax)`` float32 scores (cosine, or the CSLS score) and int64 source rows.
-    """
-    if metric not in ("cosine", "csls"):
-        raise TaskspecError(f"unknown neighbour metric {metric!r} (use cosine or csls)")
-    x_gen = np.ascontiguousarray(x_gen, dtype=np.float32)
-    y_gen = np.ascontiguousarray(y_gen, dtype=np.float32)
-    n_source = len(x_gen) - (1 if self_rows is not None else 0)
-    kmax = max(1, min(int(kmax), n_source))
-    extra = 1 if self_rows is not None else 0
-    bias = None
-    if metric == "csls":
-        if csls_penalty is not None:
-            r = np.asarray(csls_penalty, dtype=np.float32)
-            if r.shape != (len(x_gen),):
-                raise TaskspecError(f"csls_penalty: expected shape ({len(x_gen)},), got {r.shape}")
-        elif self_rows is not None:
-            r = hub_scores(x_gen, x_gen, csls_k, exclude_self=True)
-        else:
-            targets = y_gen if csls_targets is None else np.ascontiguousarray(csls_targets, dtype=np.float32)
-            r = hub_scores(x_gen, targets, min(csls_k, len(targets)))
-        bias = np.ascontiguousarray(-0.5 * r, dtype=np.float32)
-    if bias is None:
-        sims, idx = knn(y_gen, x_gen, kmax + extra)
-    else:
-        sims, idx = _core.knn(y_gen, x_gen, kmax + extra, base_bias=bias)
-    if self_rows is not None:
-        keep_first = idx != np.asarray(self_rows)[:, None]
-        order = np.argsort(~keep_first, axis=1, kind="stable")  # non-self first, order kept
-        idx = np.take_along_axis(idx, order, axis=1)[:, :kmax]
-        sims = np.take_along_axis(sims, order, axis=1)[:, :kmax]
-    return np.ascontiguousarray(sims), np.ascontiguousarray(idx)
-
-
-def llm_projections(
-    x_gen: np.ndarray,
-    x_spec: np.ndarray,
-    y_gen: np.ndarray,
-    ks: Iterable[int],
-    *,
-    reg: float = 1e-3,
-    self_rows: np.ndarray | None = None,
-    metric: str = "cosine",
-    csls_k: int = 10,
-    csls_targets: np.ndarray | None = None,
-    neighbors: tuple[np.ndarray, np.ndarray] | None = None,
-) -> dict[int, np.ndarray]:
-    """Locally linear mapping for several ``k`` with one neighbour search.
-
-    ``y_spec[i] = Σ_j w_ij x_spec[n_ij]`` where ``n_i`` are the ``k`` nearest
-    source words of ``y_gen[i]`` in the general space (cosine, or CSLS with
-    ``metric="csls"``) and ``w_i`` the regularised reconstruction weights of
-    ``y_gen[i]`` from ``x_gen[n_i]`` (summing to 1).  For each ``k`` the result
-    equals ``llm_project(x_gen, y_gen, x_spec, k, metric=metric)``.
-
-    Parameters
-    ----------
-    x_gen, x_spec
-        General and task-specific source vectors (same rows).
-    y_gen
-        General vectors of the words to project.
-    ks
-        Neighbourhood sizes (each is clipped to the number of usable source words).
-    reg
-        Regulariser of the local Gram matrix.
-    self_rows
-        When projecting source words onto the source vocabulary (k tuning on
-        the source language), ``self_rows[i]`` is the source row of
-        ``y_gen[i]``; that row is never used as its own neighbour (and CSLS
-        penalties are computed on the source vocabulary with ``exclude_self``).
-    metric, csls_k, csls_targets
-        Neighbour ranking, see :func:`llm_neighbors`.
-    neighbors
-        Precomputed ``(scores, indices)`` from :func:`llm_neighbors` with at
-        least ``max(ks)`` columns (then no search is run).
-
-    Returns
-    -------
-    dict
-        ``k → y_spec`` (``float32``, shape ``(len(y_gen), x_spec.shape[1])``).
-    """
-    ks = sorted(set(ks))
-    if neighbors is None:
-        neighbors = llm_neighbors(
-            x_gen, y_gen, max(ks), self_rows=self_rows, metric=metric, csls_k=csls_k, csls_targets=csls_targets
-        )
-    idx = neighbors[1]
-    kmax = idx.shape[1]
-    out = {}
-    for k in ks:
-        kk = min(k, kmax)
-        out[k] = llm_from_neighbors(x_gen, y_gen, x_spec, idx[:, :kk], reg=reg)[0]
-    return out
-
-
-def llm_margin_projections(
-    x_gen: np.ndarray,
-    x_spec: np.ndarray,
-    y_gen: np.ndarray,
-    margins: Iterable[float],
-    neighbors: tuple[np.ndarray, np.ndarray],
-    *,
-    reg: float = 1e-3,
-) -> dict[float, tuple[np.ndarray, np.ndarray]]:
-    """LLM with an adaptive k per word: each word keeps the neighbours within ``margin`` of its best.
-
-    ``neighbors`` = ``(scores, indices)`` of :func:`llm_neighbors`; their width
-    is the largest k allowed.  Equals ``llm_project(..., k=width, margin=m)``.
-
-    Returns
-    -------
-    dict
-        ``margin → (y_spec, k_per_word)``.
-    """
-    scores, idx = neighbors
-    out: dict[float, tuple[np.ndarray, np.ndarray]] = {}
-    for m in sorted(set(float(v) for v in margins)):
-        y_spec = llm_from_neighbors(x_gen, y_gen, x_spec, idx, scores=scores, margin=m, reg=reg)[0]
-        out[m] = (y_spec, margin_counts(scores, m))
-    return out
 
 
 def project_vectors(
@@ -365,18 +197,17 @@ def project_vectors(
     """Task-specific target vectors by one projection method.
 
     ``"gen"`` returns ``y_gen`` unchanged (the ``clwe_fixed`` setting),
-    ``"lp"`` uses the least-squares linear map :func:`~taskspec_rs.project.lp_project`,
-    ``"orth"`` the orthogonal (Procrustes) map :func:`~taskspec_rs.project.orthogonal_project`,
-    ``"llm"`` the locally linear mapping with ``k`` neighbours.
+    ``"lp"`` the least-squares linear map, ``"orth"`` the orthogonal
+    (Procrustes) map (:class:`~taskspec_rs.LinearProjector`), ``"llm"`` the
+    locally linear mapping with ``k`` neighbours (:class:`~taskspec_rs.LLMProjector`).
     """
     if method == "gen":
         return np.asarray(y_gen, dtype=np.float32)
-    if method == "lp":
-        return lp_project(x_gen, x_spec, y_gen)
-    if method == "orth":
-        return orthogonal_project(x_gen, x_spec, y_gen)
+    if method in ("lp", "orth"):
+        return LinearProjector("lstsq" if method == "lp" else "orthogonal").fit(x_gen, x_spec).transform(y_gen)
     if method == "llm":
-        return llm_projections(x_gen, x_spec, y_gen, [k], reg=reg)[k]
+        k = max(1, min(int(k), len(x_gen)))
+        return LLMProjector(k, reg=reg, backend="exact").fit(x_gen, x_spec).project(y_gen).y_spec
     raise TaskspecError(f"unknown projection {method!r} (use {', '.join(PROJECTIONS)})")
 
 

@@ -1,0 +1,283 @@
+"""An experiment as data: languages, labels and encoded splits, loaded once.
+
+:func:`load_experiment` turns a validated :class:`~taskspec_rs.config.ExperimentConfig`
+into an :class:`Experiment`: the source and target languages (general
+embeddings and datasets), the label list, and every split encoded for the
+vocabulary it is evaluated with. ``taskspec-rs eval``, ``analyze`` and ``train``
+all start here.
+
+:class:`SeedRun` is what the methods of :mod:`taskspec_rs.methods` see for one
+seed: it trains each kind of source model once (lazily) and answers
+neighbour queries from a cache shared by every seed (the general space does
+not depend on the seed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+from .config import ExperimentConfig, LanguageConfig, TrainOptions
+from .data import Dataset, Embeddings, encode, load_dataset, load_embeddings, normalize_vectors, tokenize
+from .errors import TaskspecError
+from .model import TaskModel, label_indices, predict_ids
+from .neighbors import hub_scores, knn
+
+__all__ = ["Experiment", "LanguageData", "SeedRun", "Split", "load_experiment", "load_language", "train_language"]
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class LanguageData:
+    """Everything loaded for one language of an experiment."""
+
+    config: LanguageConfig
+    embeddings: Embeddings
+    train: Optional[Dataset] = None
+    dev: Optional[Dataset] = None
+    test: Optional[Dataset] = None
+
+    @property
+    def lang(self) -> str:
+        return self.config.lang
+
+    def needed_embeddings(self, datasets: Sequence[Optional[Dataset]]) -> Embeddings:
+        """The embedding rows of words occurring in ``datasets`` (projection vocabulary)."""
+        words: set[str] = set()
+        for ds in datasets:
+            if ds is not None:
+                for text in ds.texts:
+                    words.update(tokenize(text, tokenizer=self.config.tokenizer))
+        return self.embeddings.subset(words)
+
+
+def load_language(
+    config: LanguageConfig, *, labels: Optional[Sequence[str]], rescale: bool = True, normalize: str = "none"
+) -> LanguageData:
+    """Load embeddings and datasets of a language, checking labels against ``labels``.
+
+    The vectors are first normalised (``normalize``, see
+    :func:`~taskspec_rs.data.normalize_vectors`), then, with ``rescale``,
+    scaled as in :meth:`Embeddings.rescaled`.
+    """
+    embeddings = load_embeddings(config.embeddings, key=config.embeddings_key)
+    if normalize != "none":
+        embeddings = Embeddings(embeddings.words, normalize_vectors(embeddings.vectors, normalize))
+    if rescale:
+        embeddings = embeddings.rescaled()
+    data = LanguageData(config, embeddings)
+    for split in ("train", "dev", "test"):
+        path = getattr(config, split)
+        if path is not None:
+            ds = load_dataset(path, options=config.data)
+            if labels is not None:
+                label_indices(ds, labels)  # raises on unknown labels
+            setattr(data, split, ds)
+    return data
+
+
+@dataclass(frozen=True)
+class Split:
+    """A dataset encoded for a fixed vocabulary: word ids (0 = padding/unknown) and gold label indices."""
+
+    ids: np.ndarray
+    gold: np.ndarray
+
+    @classmethod
+    def make(cls, ds: Dataset, emb: Embeddings, tokenizer: str, labels: Sequence[str]) -> Split:
+        return cls(encode(ds.texts, emb.index(), tokenizer=tokenizer), label_indices(ds, labels))
+
+    def accuracy(self, model: TaskModel, vectors: Optional[np.ndarray] = None) -> float:
+        """Accuracy of ``model``, with its embedding table replaced by ``vectors`` when given."""
+        network = model.network if vectors is None else model.network.with_embeddings(vectors)
+        return float(np.mean(predict_ids(network, self.ids) == self.gold))
+
+
+@dataclass
+class Target:
+    """A target language with its projection vocabulary and encoded evaluation splits."""
+
+    data: LanguageData
+    vocab: Embeddings  # words of the test set and of the first ``tasklang_dev_size`` dev examples
+    test: Split
+    dev: Optional[Split]
+
+    @property
+    def lang(self) -> str:
+        return self.data.lang
+
+
+@dataclass
+class Experiment:
+    """A loaded experiment: the source, the targets and every encoded split."""
+
+    config: ExperimentConfig
+    labels: list[str]
+    source: LanguageData
+    targets: list[Target]
+    src_test: Optional[Split]
+    #: Source dev words (for tuning k on the source self-projection), their rows in the source vocabulary,
+    #: and the dev set encoded over them.
+    src_dev_vocab: Embeddings
+    src_dev_rows: np.ndarray
+    src_dev: Split
+
+
+def load_experiment(config: ExperimentConfig, *, with_targets: bool = True, log: Optional[Log] = None) -> Experiment:
+    """Load and encode everything an experiment needs (``with_targets=False``: the source only)."""
+    say = log or (lambda _msg: None)
+    opts, src_cfg = config.train, config.source
+    say(f"loading source language {src_cfg.lang}")
+    source = load_language(src_cfg, labels=config.labels, rescale=opts.rescale, normalize=opts.normalize)
+    assert source.train is not None and source.dev is not None
+    labels = list(config.labels) if config.labels else sorted(set(source.train.labels))
+    for ds in (source.dev, source.test):
+        if ds is not None:
+            label_indices(ds, labels)
+    targets = []
+    for t_cfg in config.targets if with_targets else ():
+        say(f"loading target language {t_cfg.lang}")
+        targets.append(_load_target(t_cfg, config, labels, source.embeddings.dim))
+    dev_vocab = source.needed_embeddings([source.dev])
+    index = source.embeddings.index()
+    return Experiment(
+        config=config,
+        labels=labels,
+        source=source,
+        targets=targets,
+        src_test=Split.make(source.test, source.embeddings, src_cfg.tokenizer, labels) if source.test else None,
+        src_dev_vocab=dev_vocab,
+        src_dev_rows=np.array([index[w] for w in dev_vocab.words], dtype=np.int64),
+        src_dev=Split.make(source.dev, dev_vocab, src_cfg.tokenizer, labels),
+    )
+
+
+def _load_target(t_cfg: LanguageConfig, config: ExperimentConfig, labels: list[str], dim: int) -> Target:
+    opts = config.train
+    data = load_language(t_cfg, labels=labels, rescale=opts.rescale, normalize=opts.normalize)
+    if data.embeddings.dim != dim:
+        raise TaskspecError(
+            f"embedding dimension mismatch: {t_cfg.embeddings} ({data.lang}) has {data.embeddings.dim}, source has {dim}"
+        )
+    dev_head = data.dev.head(config.tasklang_dev_size) if data.dev else None
+    vocab = data.needed_embeddings([data.test, dev_head])
+    if not vocab.words:
+        raise TaskspecError(f"{data.lang}: no word of the test data is in {t_cfg.embeddings}")
+    tok = t_cfg.tokenizer
+    dev = Split.make(dev_head, vocab, tok, labels) if dev_head is not None else None
+    return Target(data, vocab, Split.make(data.test, vocab, tok, labels), dev)
+
+
+def train_language(
+    lang_data: LanguageData,
+    *,
+    labels: Sequence[str],
+    kind: str,
+    options: TrainOptions,
+    seed: int,
+    dev: Optional[Dataset] = None,
+    progress: bool = False,
+    desc: Optional[str] = None,
+) -> TaskModel:
+    """Train a ``kind`` model on ``lang_data``'s training set (``dev`` picks the epoch)."""
+    from .train import train_classifier
+
+    return train_classifier(
+        lang_data.train,
+        dev,
+        lang_data.embeddings,
+        labels=labels,
+        lang=lang_data.lang,
+        tokenizer=lang_data.config.tokenizer,
+        kind=kind,
+        options=options,
+        seed=seed,
+        progress=progress,
+        desc=desc or f"seed {seed} {kind} {lang_data.lang}",
+    )
+
+
+@dataclass
+class NeighborCache:
+    """Neighbours in the general space, computed once per experiment and reused by every seed and method.
+
+    Keys are ``(metric, lang)``; ``lang=None`` is the source self-projection of the source dev words
+    (a word never its own neighbour). Each entry holds ``width`` neighbours, best first: the
+    first ``k`` columns are the top-``k`` search.
+    """
+
+    experiment: Experiment
+    width: int
+    entries: dict = field(default_factory=dict)
+    penalties: dict = field(default_factory=dict)
+
+    def get(self, metric: str, lang: Optional[str]) -> tuple[np.ndarray, np.ndarray]:
+        key = (metric, lang)
+        if key not in self.entries:
+            self.entries[key] = self._search(metric, lang)
+        return self.entries[key]
+
+    def _search(self, metric: str, lang: Optional[str]) -> tuple[np.ndarray, np.ndarray]:
+        exp = self.experiment
+        x_gen = exp.source.embeddings.vectors
+        if lang is None:
+            queries, exclude = exp.src_dev_vocab.vectors, exp.src_dev_rows
+        else:
+            queries, exclude = next(t.vocab.vectors for t in exp.targets if t.lang == lang), None
+        width = max(1, min(self.width, len(x_gen) - (exclude is not None)))
+        penalty = self.penalty(lang) if metric == "csls" else None
+        return knn(queries, x_gen, width, metric=metric, hub_penalty=penalty, exclude=exclude)
+
+    def penalty(self, lang: Optional[str]) -> np.ndarray:
+        """CSLS hub penalty ``r(x)`` of every source word over ``lang``'s whole vocabulary (``None``: the source)."""
+        if lang not in self.penalties:
+            exp = self.experiment
+            x_gen = exp.source.embeddings.vectors
+            csls_k = exp.config.csls_k
+            if lang is None:
+                self.penalties[lang] = hub_scores(x_gen, x_gen, csls_k, exclude_self=True)
+            else:
+                vocab = next(t.data.embeddings.vectors for t in exp.targets if t.lang == lang)
+                self.penalties[lang] = hub_scores(x_gen, vocab, csls_k)
+        return self.penalties[lang]
+
+
+@dataclass
+class SeedRun:
+    """One seed of an experiment: the models trained so far and the shared neighbour cache."""
+
+    experiment: Experiment
+    seed: int
+    neighbors: NeighborCache
+    progress: bool = False
+    log: Log = field(default=lambda _msg: None)
+    models: dict = field(default_factory=dict)
+
+    def model(self, kind: str) -> TaskModel:
+        """The source model of ``kind`` (``"fixed"``, ``"nnmap"``, ``"opt"``), trained on first use."""
+        if kind not in self.models:
+            self.models[kind] = self.train(kind, self.experiment.source)
+        return self.models[kind]
+
+    def train(self, kind: str, lang_data: LanguageData) -> TaskModel:
+        exp = self.experiment
+        self.log(f"seed {self.seed}: training {kind} model on {lang_data.lang} ({len(lang_data.train)} examples)")
+        return train_language(
+            lang_data,
+            labels=exp.labels,
+            kind=kind,
+            options=exp.config.train,
+            seed=self.seed,
+            dev=lang_data.dev,
+            progress=self.progress,
+        )
+
+    def source_spec(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(x_gen, x_spec, trained)`` of the ``opt`` model; ``trained`` marks rows training moved."""
+        x_gen = self.experiment.source.embeddings.vectors
+        x_spec = self.model("opt").network.word_vectors()
+        return x_gen, x_spec, np.any(x_spec != x_gen, axis=1)

@@ -1,0 +1,242 @@
+"""The evaluation methods, as a registry.
+
+A :class:`Method` says three things:
+
+* ``model`` — which source model it uses: ``"fixed"`` (embeddings frozen),
+  ``"nnmap"`` (frozen plus two token-wise tanh layers), ``"opt"`` (embeddings
+  updated in training; every ``clwe_opt_*`` method shares one such model per
+  seed) or ``"monolingual"`` (a model trained on each target language);
+* ``choose`` — how its k or margin is chosen, once per seed, without target
+  labels (``None`` when there is nothing to choose);
+* ``target`` — how it scores a target language: it makes the target
+  embeddings and returns an :class:`Outcome` (accuracy, the k used, neighbour
+  diagnostics).
+
+The runner (:func:`taskspec_rs.evaluate.run_experiment`) loops over seeds ×
+methods × languages and never asks for a method by name. Adding a method is
+one :func:`register` call plus its test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from .experiment import SeedRun, Target
+from .neighbors import hubness, margin_counts
+from .project import LinearProjector, llm_from_neighbors
+
+__all__ = ["METHODS", "Method", "Outcome", "register"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A method's result on one target language for one seed."""
+
+    accuracy: float
+    k: Optional[int] = None
+    diagnostics: Optional[dict] = None
+
+
+@dataclass(frozen=True)
+class Method:
+    """One evaluation method (see the module docstring)."""
+
+    name: str
+    model: str
+    target: Callable[[SeedRun, Target, Any], Optional[Outcome]]
+    choose: Optional[Callable[[SeedRun], Any]] = None
+    doc: str = ""
+
+
+#: Every method by name, in table order.
+METHODS: dict[str, Method] = {}
+
+
+def register(method: Method) -> Method:
+    """Add ``method`` to :data:`METHODS` (its name must be new)."""
+    if method.name in METHODS:
+        raise ValueError(f"method {method.name!r} is already registered")
+    METHODS[method.name] = method
+    return method
+
+
+# --------------------------------------------------------------------------- shared steps
+
+
+def _best(scores: dict) -> Any:
+    """The k (or margin) with the highest accuracy; ties go to the smallest value."""
+    return min(scores, key=lambda k: (-scores[k], k))
+
+
+def _llm(run: SeedRun, queries: np.ndarray, idx: np.ndarray, ks: Iterable[int]) -> dict[int, np.ndarray]:
+    """``k -> y_spec`` of the ``opt`` model for the words ``queries`` from one neighbour search ``idx``."""
+    x_gen, x_spec, _ = run.source_spec()
+    reg = run.experiment.config.reg
+    return {k: llm_from_neighbors(x_gen, x_spec, queries, idx[:, : min(k, idx.shape[1])], reg=reg).y_spec for k in ks}
+
+
+def _tune_k(run: SeedRun, metric: str) -> int:
+    """k from ``k_grid`` with the best source dev accuracy when the source dev words are projected onto the
+    source vocabulary (each word's neighbours exclude the word itself)."""
+    exp = run.experiment
+    _, idx = run.neighbors.get(metric, None)
+    proj = _llm(run, exp.src_dev_vocab.vectors, idx, exp.config.k_grid)
+    scores = {k: exp.src_dev.accuracy(run.model("opt"), v) for k, v in proj.items()}
+    k = _best(scores)
+    run.log(f"seed {run.seed}: {metric} k_task = {k} (source dev accuracy {scores[k]:.3f})")
+    return k
+
+
+def _neighbor_stats(run: SeedRun, idx: np.ndarray, k: int) -> dict:
+    """Hubness of the first ``k`` neighbours of every word (and at k = 10 for comparisons)."""
+    _, _, trained = run.source_spec()
+    words = run.experiment.source.embeddings.words
+    nb = idx[:, :k]
+    stats = hubness(nb, len(trained), top=10)
+    used = nb[nb >= 0]
+    counts = np.bincount(used, minlength=len(trained))
+    at10 = hubness(idx[:, :10], len(trained), top=10) if idx.shape[1] >= 10 else None
+    return {
+        "k": int(k),
+        "top_share": round(stats["top_share"], 4),
+        "max_in_degree": stats["max_in_degree"],
+        "unused_fraction": round(stats["unused_fraction"], 4),
+        "trained_share": round(float(trained[used].mean()) if used.size else 0.0, 4),
+        "top_share_k10": None if at10 is None else round(at10["top_share"], 4),
+        "max_in_degree_k10": None if at10 is None else at10["max_in_degree"],
+        "hubs": [words[i] for i in np.argsort(-counts, kind="stable")[:5]],
+    }
+
+
+def _llm_outcome(run: SeedRun, t: Target, k: int, metric: str = "cosine", stats: bool = True) -> Outcome:
+    _, idx = run.neighbors.get(metric, t.lang)
+    y_spec = _llm(run, t.vocab.vectors, idx, [k])[k]
+    diag = _neighbor_stats(run, idx, k) if stats else None
+    return Outcome(t.test.accuracy(run.model("opt"), y_spec), k=k, diagnostics=diag)
+
+
+# --------------------------------------------------------------------------- the methods
+
+
+def _general(kind: str) -> Callable[[SeedRun, Target, Any], Outcome]:
+    def target(run: SeedRun, t: Target, _choice: Any) -> Outcome:
+        return Outcome(t.test.accuracy(run.model(kind), t.vocab.vectors))
+
+    return target
+
+
+def _linear(kind: str) -> Callable[[SeedRun, Target, Any], Outcome]:
+    def target(run: SeedRun, t: Target, _choice: Any) -> Outcome:
+        x_gen, x_spec, _ = run.source_spec()
+        y_spec = LinearProjector(kind).fit(x_gen, x_spec).transform(t.vocab.vectors)
+        return Outcome(t.test.accuracy(run.model("opt"), y_spec))
+
+    return target
+
+
+def _ktasklang(run: SeedRun, t: Target, _choice: Any) -> Optional[Outcome]:
+    if t.dev is None:
+        return None
+    grid = run.experiment.config.k_grid
+    _, idx = run.neighbors.get("cosine", t.lang)
+    proj = _llm(run, t.vocab.vectors, idx, grid)
+    model = run.model("opt")
+    k = _best({k: t.dev.accuracy(model, proj[k]) for k in grid})
+    return Outcome(t.test.accuracy(model, proj[k]), k=k)
+
+
+def _tune_margin(run: SeedRun) -> float:
+    exp = run.experiment
+    scores = {
+        m: exp.src_dev.accuracy(run.model("opt"), _margin_projection(run, None, exp.src_dev_vocab.vectors, m)[0])
+        for m in exp.config.margin_grid
+    }
+    margin = _best(scores)
+    run.log(f"seed {run.seed}: margin = {margin} (source dev accuracy {scores[margin]:.3f})")
+    return margin
+
+
+def _margin_projection(run: SeedRun, lang: Optional[str], queries: np.ndarray, margin: float):
+    """``(y_spec, counts, idx)``: LLM keeping each word's neighbours within ``margin`` of its best (at most
+    ``max(k_grid)``)."""
+    x_gen, x_spec, _ = run.source_spec()
+    kmax = max(run.experiment.config.k_grid)
+    sims, idx = run.neighbors.get("cosine", lang)
+    sims, idx = sims[:, :kmax], idx[:, :kmax]
+    proj = llm_from_neighbors(x_gen, x_spec, queries, idx, scores=sims, margin=margin, reg=run.experiment.config.reg)
+    return proj.y_spec, margin_counts(sims, margin), proj.neighbors
+
+
+def _margin_target(run: SeedRun, t: Target, margin: float) -> Outcome:
+    y_spec, counts, masked = _margin_projection(run, t.lang, t.vocab.vectors, margin)
+    stats = _neighbor_stats(run, masked, masked.shape[1])
+    stats.update(margin=margin, mean_k=round(float(counts.mean()), 2))
+    stats.pop("top_share_k10"), stats.pop("max_in_degree_k10")
+    return Outcome(t.test.accuracy(run.model("opt"), y_spec), diagnostics=stats)
+
+
+def _monolingual(run: SeedRun, t: Target, _choice: Any) -> Optional[Outcome]:
+    if t.data.train is None:
+        return None
+    return Outcome(run.train("opt", t.data).accuracy(t.data.test))
+
+
+register(Method("clwe_fixed", "fixed", _general("fixed"), doc="embedding layer frozen to the general vectors"))
+register(
+    Method("clwe_fixed_nnmap", "nnmap", _general("nnmap"), doc="as clwe_fixed plus two token-wise tanh layers")
+)
+register(Method("clwe_opt_lp", "opt", _linear("lstsq"), doc="embeddings updated; least-squares linear map (LP)"))
+register(Method("clwe_opt_orth", "opt", _linear("orthogonal"), doc="as clwe_opt_lp with an orthogonal map"))
+register(
+    Method(
+        "clwe_opt_llm_k1",
+        "opt",
+        lambda run, t, _c: _llm_outcome(run, t, 1, stats=False),
+        doc="locally linear mapping (LLM) with k = 1",
+    )
+)
+register(
+    Method(
+        "clwe_opt_llm_ktask",
+        "opt",
+        lambda run, t, k: _llm_outcome(run, t, k),
+        choose=lambda run: _tune_k(run, "cosine"),
+        doc="LLM, k tuned on the source self-projection (source dev accuracy)",
+    )
+)
+register(
+    Method(
+        "clwe_opt_llm_csls_ktask",
+        "opt",
+        lambda run, t, k: _llm_outcome(run, t, k, metric="csls"),
+        choose=lambda run: _tune_k(run, "csls"),
+        doc="as clwe_opt_llm_ktask with neighbours ranked by CSLS",
+    )
+)
+register(
+    Method(
+        "clwe_opt_llm_margin",
+        "opt",
+        _margin_target,
+        choose=_tune_margin,
+        doc="LLM with an adaptive k per word: neighbours within a margin (tuned on the source) of the best",
+    )
+)
+register(
+    Method(
+        "clwe_opt_llm_ktasklang",
+        "opt",
+        _ktasklang,
+        doc="LLM, k tuned on the first tasklang_dev_size target dev examples",
+    )
+)
+register(Method("monolingual", "monolingual", _monolingual, doc="trained and tested in the target language"))
+
+
+def method_names(names: Optional[Sequence[str]] = None) -> tuple[str, ...]:
+    """``names`` (default: all) in table order."""
+    return tuple(n for n in METHODS if names is None or n in names)
