@@ -10,11 +10,11 @@ from taskspec_rs.align import (
     align,
     bli_evaluate,
     csls_knn,
-    main_align,
     normalize_embeddings,
     procrustes,
     read_dictionary,
 )
+from taskspec_rs.cli import main
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -100,17 +100,32 @@ def brute_csls(q: np.ndarray, b: np.ndarray, csls_k: int, qv: np.ndarray | None 
     return 2 * cos - r_base[:, None] - r_query[None, :]
 
 
-@pytest.mark.parametrize("block_rows", [None, 7])
-def test_csls_knn_matches_brute_force(block_rows):
+@pytest.mark.parametrize("k", [1, 5, 70])
+def test_csls_knn_matches_brute_force(k):
     rng = np.random.default_rng(3)
     q = rng.standard_normal((50, 16)).astype(np.float32)
     b = rng.standard_normal((70, 16)).astype(np.float32)
     ref = brute_csls(q, b, 4)
-    scores, idx = csls_knn(q, b, 5, csls_k=4, block_rows=block_rows)
-    assert scores.dtype == np.float32 and idx.dtype == np.int64 and idx.shape == (50, 5)
-    np.testing.assert_array_equal(idx, np.argsort(-ref, axis=1, kind="stable")[:, :5])
+    scores, idx = csls_knn(q, b, k, csls_k=4)
+    assert scores.dtype == np.float32 and idx.dtype == np.int64 and idx.shape == (50, k)
+    np.testing.assert_array_equal(idx, np.argsort(-ref, axis=1, kind="stable")[:, :k])
     np.testing.assert_allclose(scores, np.take_along_axis(ref, idx, axis=1), atol=1e-5)
     assert np.all(np.diff(scores, axis=1) <= 0)
+
+
+def test_csls_knn_ties_go_to_the_lower_index():
+    rng = np.random.default_rng(6)
+    b = rng.standard_normal((30, 8)).astype(np.float32)
+    b2 = np.concatenate([b, b])  # every base row twice: exact ties
+    q = rng.standard_normal((20, 8)).astype(np.float32)
+    ref = brute_csls(q, b2, 3)
+    scores, idx = csls_knn(q, b2, 4, csls_k=3)
+    np.testing.assert_array_equal(idx[:, 0], ref[:, :30].argmax(axis=1))
+    np.testing.assert_array_equal(idx[:, 1], idx[:, 0] + 30)
+    np.testing.assert_array_equal(idx[:, 3], idx[:, 2] + 30)
+    assert np.all(idx[:, 2] < 30)
+    np.testing.assert_array_equal(scores[:, 0], scores[:, 1])
+    np.testing.assert_allclose(scores, np.take_along_axis(ref, idx, axis=1), atol=1e-5)
 
 
 def test_csls_knn_query_vocab_and_k1():
@@ -222,6 +237,29 @@ def test_align_self_learning_extends_small_seed():
     assert rep.iterations[-1]["pairs"] > 500 and rep.converged
 
 
+def brute_mutual_csls(xw: np.ndarray, z: np.ndarray, csls_k: int) -> set[tuple[int, int]]:
+    """Pairs that are each other's best CSLS match (dense float64 matrix; ties to the lower index)."""
+    s = brute_csls(xw, z, csls_k)
+    fwd, bwd = s.argmax(axis=1), s.argmax(axis=0)
+    return {(i, int(j)) for i, j in enumerate(fwd) if bwd[j] == i}
+
+
+def test_align_self_learning_step_matches_brute_force():
+    x, y, sw, tw, _ = synthetic_pair(n=300, d=16, noise=1.0, seed=7)
+    seed = [(f"s{i}", f"t{i}") for i in range(40)]
+    w0 = align(x, y, sw, tw, dictionary=seed, iterations=0)
+    w1, rep = align(x, y, sw, tw, dictionary=seed, iterations=1, csls_k=5, max_vocab=250, return_report=True)
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    yn = y / np.linalg.norm(y, axis=1, keepdims=True)
+    mutual = brute_mutual_csls(xn[:250] @ w0, yn[:250], 5)
+    assert 100 < len(mutual) < 250 and sum(i != j for i, j in mutual) > 20  # noisy: some wrong pairs induced
+    pairs = sorted(mutual | {(i, i) for i in range(40)})
+    assert rep.iterations[1]["induced"] == len(mutual)
+    assert rep.iterations[1]["pairs"] == len(pairs)
+    s_idx, t_idx = np.array(pairs).T
+    np.testing.assert_allclose(w1, procrustes(xn[s_idx], yn[t_idx]), atol=1e-5)
+
+
 def test_align_identical_seed_and_errors():
     x, y, _, _, q = synthetic_pair(n=200, d=8, noise=0.01)
     words = [f"w{i}" for i in range(200)]
@@ -251,44 +289,66 @@ def test_cli_align_vec_and_npz(tmp_path, capsys):
     (tmp_path / "train.txt").write_text("".join(f"s{i} t{i}\n" for i in range(40)), encoding="utf-8")
     (tmp_path / "test.txt").write_text("".join(f"s{i} t{i}\n" for i in range(100, 200)), encoding="utf-8")
     out = tmp_path / "W.npy"
-    argv = [str(tmp_path / "src.vec"), str(tmp_path / "tgt.vec"), "--dict", str(tmp_path / "train.txt")]
-    assert main_align([*argv, "--test", str(tmp_path / "test.txt"), "--iterations", "2", "--out", str(out)]) == 0
-    text = capsys.readouterr().out
-    assert "BLI after alignment:  nn p@1=1.000" in text
+    argv = ["align", str(tmp_path / "src.vec"), str(tmp_path / "tgt.vec"), "--dict", str(tmp_path / "train.txt")]
+    assert main([*argv, "--test", str(tmp_path / "test.txt"), "--iterations", "2", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "source: 200 words x 12; target: 200 words x 12" in captured.out
+    assert "BLI before alignment: nn p@1=" in captured.out
+    assert "BLI after alignment:  nn p@1=1.000" in captured.out
+    assert "(100/100 source words found)" in captured.out
+    assert f"wrote {out}" in captured.out
+    assert "align: seed: 40 pairs in vocabulary, 0 out of vocabulary" in captured.err  # progress on stderr
     np.testing.assert_allclose(np.load(out), q, atol=0.02)
 
     npz = tmp_path / "vecs.npz"
     np.savez(npz, en__words=np.array(sw), en__vecs=x.astype(np.float16), xx__words=np.array(tw), xx__vecs=y)
     out2 = tmp_path / "sub" / "W2.npy"
-    args = [str(npz), str(npz), "--src-lang", "en", "--tgt-lang", "xx", "--dict", str(tmp_path / "train.txt")]
-    assert main_align([*args, "--quiet", "--out", str(out2)]) == 0
-    assert capsys.readouterr().out == ""
+    args = ["align", str(npz), str(npz), "--src-lang", "en", "--tgt-lang", "xx", "--dict", str(tmp_path / "train.txt")]
+    assert main([*args, "--quiet", "--out", str(out2)]) == 0
+    assert capsys.readouterr() == ("", "")
     np.testing.assert_allclose(np.load(out2), q, atol=0.02)
 
 
-def test_cli_user_errors(tmp_path, capsys):
+def test_cli_align_user_errors(tmp_path, capsys):
     x, y, sw, tw, _ = synthetic_pair(n=20, d=4)
     write_vec(tmp_path / "src.vec", sw, x)
+    write_vec(tmp_path / "narrow.vec", tw, y[:, :3])
     (tmp_path / "bad.txt").write_text("s1 t1\ns2\n", encoding="utf-8")
-    src = str(tmp_path / "src.vec")
+    (tmp_path / "ok.txt").write_text("s1 t1\n", encoding="utf-8")
+    np.savez(tmp_path / "v.npz", en__words=np.array(sw), en__vecs=x)
+    src, ok, npz = str(tmp_path / "src.vec"), str(tmp_path / "ok.txt"), str(tmp_path / "v.npz")
     cases = [
         ([src, str(tmp_path / "nope.vec"), "--dict", str(tmp_path / "bad.txt")], "bad.txt:2"),
         ([src, src, "--dict", str(tmp_path / "missing.txt")], "missing.txt: no such file"),
-        ([src, str(tmp_path / "nope.vec"), "--identical-seed"], "nope.vec: no such file"),
-        ([src, src], "--dict is required"),
-        ([src, src, "--dict", str(tmp_path / "bad.txt"), "--iterations", "-1"], "--iterations: must be >= 0"),
+        ([src, str(tmp_path / "nope.vec"), "--identical-seed"], f"file not found: {tmp_path / 'nope.vec'}"),
+        ([src, src], "--dict is required (or --identical-seed)"),
+        ([src, src, "--dict", ok, "--iterations", "-1"], "--iterations: must be >= 0, got -1"),
+        ([src, src, "--dict", ok, "--max-vocab", "0"], "--max-vocab: must be >= 1, got 0"),
+        ([src, src, "--dict", ok, "--csls-k", "0"], "--csls-k: must be >= 1, got 0"),
+        ([src, src, "--dict", ok, "--threads", "0"], "--threads: must be >= 1, got 0"),
+        ([src, str(tmp_path / "narrow.vec"), "--dict", ok], "dimensions differ: source 4, target 3"),
+        ([npz, src, "--identical-seed"], "an .npz needs --src-lang"),
+        ([npz, src, "--src-lang", "fr", "--identical-seed"], "no embeddings for key 'fr' (available: en)"),
+        ([src, src, "--dict", ok, "--bogus"], "unrecognized arguments: --bogus"),
     ]
     for argv, message in cases:
-        assert main_align(argv) == 2
+        assert main(["align", *argv]) == 2, argv
         err = capsys.readouterr().err.strip()
-        assert err.startswith("taskspec-rs align: error:") and message in err and "\n" not in err
-    np.savez(tmp_path / "v.npz", en__words=np.array(sw), en__vecs=x)
-    assert main_align([str(tmp_path / "v.npz"), src, "--identical-seed"]) == 2
-    assert "needs --src-lang" in capsys.readouterr().err
-    assert main_align([str(tmp_path / "v.npz"), src, "--src-lang", "fr", "--identical-seed"]) == 2
-    assert "no language 'fr' (available: en)" in capsys.readouterr().err
-    assert main_align(["--bogus"]) == 2  # argparse usage error
-    capsys.readouterr()
+        assert err.startswith("taskspec-rs: error: ") and message in err and "\n" not in err, (argv, err)
+
+
+def test_cli_align_seed_out_of_vocabulary(tmp_path, capsys):
+    x, y, sw, tw, _ = synthetic_pair(n=20, d=4)
+    write_vec(tmp_path / "src.vec", sw, x)
+    write_vec(tmp_path / "tgt.vec", tw, y)
+    (tmp_path / "d.txt").write_text("t1 s1\n", encoding="utf-8")  # wrong language order
+    argv = ["align", str(tmp_path / "src.vec"), str(tmp_path / "tgt.vec"), "--dict", str(tmp_path / "d.txt")]
+    assert main([*argv, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "taskspec-rs: error: dictionary: none of the 1 seed pairs has both words in the vocabularies "
+        "(wrong language order or tokenisation?)"
+    )
 
 
 # --------------------------------------------------------------------------- real data

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import taskspec_rs as ts
 
-from .test_engine import XS, X, Y
+from .test_engine import XS, X, Y, clustered, exclusions, ref_knn, ref_weights
 
 
 @pytest.mark.parametrize("exclude_self", [False, True])
@@ -14,24 +14,85 @@ from .test_engine import XS, X, Y
 def test_torch_cpu_matches_rust(exclude_self, metric):
     pytest.importorskip("torch")
     y = X if exclude_self else Y
-    ref = ts.llm_project(X, y, XS, 7, exclude_self=exclude_self, metric=metric, return_neighbors=True)
-    got = ts.llm_project(X, y, XS, 7, exclude_self=exclude_self, metric=metric, device="cpu", return_neighbors=True)
-    assert (got[1] == ref[1]).mean() > 0.99
-    same = (got[1] == ref[1]).all(axis=1)
-    np.testing.assert_allclose(got[2][same], ref[2][same], atol=1e-5)
-    np.testing.assert_allclose(got[0][same], ref[0][same], atol=1e-4)
+    ref = ts.LLMProjector(7, metric=metric).fit(X, XS).project(y, exclude_self=exclude_self)
+    torch_proj = ts.LLMProjector(7, metric=metric, backend="torch", device="cpu").fit(X, XS)
+    got = torch_proj.project(y, exclude_self=exclude_self)
+    assert (got.neighbors == ref.neighbors).mean() > 0.99
+    same = (got.neighbors == ref.neighbors).all(axis=1)
+    np.testing.assert_allclose(got.weights[same], ref.weights[same], atol=1e-5)
+    np.testing.assert_allclose(got.y_spec[same], ref.y_spec[same], atol=1e-4)
+    if exclude_self:
+        assert not (got.neighbors == np.arange(len(X))[:, None]).any()
+    shortcut = ts.llm_project(X, XS, y, 7, exclude_self=exclude_self, metric=metric, backend="torch", device="cpu")
+    np.testing.assert_array_equal(shortcut, got.y_spec)
+
+
+def test_three_backends_same_neighbours():
+    """On a small problem the exact, HNSW (beam wider than the base) and torch searches agree."""
+    pytest.importorskip("torch")
+    x = clustered(300, 16, seed=21)
+    y = clustered(60, 16, seed=22)
+    wide = {"M": 32, "ef_construction": 400, "ef": 400}
+    for kwargs, q in (({}, y), ({"exclude_self": True}, x)):
+        ref_s, ref_i = ref_knn(q, x, 5, **kwargs)
+        exact = ts.knn(q, x, 5, **kwargs)
+        hnsw = ts.knn(q, x, 5, backend="hnsw", index=wide, **kwargs)
+        torch_ = ts.knn(q, x, 5, backend="torch", device="cpu", **kwargs)
+        for s, i in (exact, hnsw, torch_):
+            np.testing.assert_array_equal(i, ref_i)
+            np.testing.assert_allclose(s, ref_s, atol=1e-5)
+    excl = exclusions(len(y), len(x), ref_knn(y, x, 1)[1][:, 0])
+    ref_i = ref_knn(y, x, 5, exclude=excl)[1]
+    for backend, opts in (("exact", {}), ("hnsw", {"index": wide}), ("torch", {"device": "cpu"})):
+        np.testing.assert_array_equal(ts.knn(y, x, 5, exclude=excl, backend=backend, **opts)[1], ref_i)
+    # CSLS: exact and torch (HNSW has no per-row bias).
+    np.testing.assert_array_equal(
+        ts.knn(y, x, 5, metric="csls", backend="torch", device="cpu")[1], ts.knn(y, x, 5, metric="csls")[1]
+    )
+    # Whole projections, too.
+    xs = np.random.default_rng(23).normal(size=(300, 6)).astype(np.float32)
+    ref = ts.LLMProjector(5).fit(x, xs).project(y)
+    for backend, opts in (("hnsw", {"index": wide}), ("torch", {"device": "cpu"})):
+        got = ts.LLMProjector(5, backend=backend, **opts).fit(x, xs).project(y)
+        np.testing.assert_array_equal(got.neighbors, ref.neighbors)
+        np.testing.assert_allclose(got.weights, ref.weights, atol=1e-5)
+        np.testing.assert_allclose(got.y_spec, ref.y_spec, atol=1e-4)
+
+
+def test_torch_kernels_directly():
+    pytest.importorskip("torch")
+    from taskspec_rs.torch_backend import knn_torch, llm_project_torch
+
+    bias = np.linspace(-0.1, 0.0, len(X)).astype(np.float32)
+    seen = []
+    sims, idx = knn_torch(Y, X, 6, bias=bias, device="cpu", progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (len(Y), len(Y))
+    unit = lambda a: a.astype(np.float64) / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
+    s = unit(Y) @ unit(X).T + bias
+    ref_i = np.argsort(-s, axis=1, kind="stable")[:, :6]
+    assert (idx == ref_i).mean() > 0.99
+    np.testing.assert_allclose(sims, np.take_along_axis(s, ref_i, 1), atol=1e-5)
+    nbrs = ts.knn(Y, X, 6)[1]
+    spec, w = llm_project_torch(X, Y, XS, nbrs, reg=1e-3, device="cpu")
+    ref_w = ref_weights(X, Y, nbrs)
+    np.testing.assert_allclose(w, ref_w, atol=5e-5, rtol=1e-3)
+    np.testing.assert_allclose(spec, np.einsum("nk,nke->ne", ref_w, XS[nbrs].astype(np.float64)), atol=1e-4)
 
 
 def test_torch_bad_device_and_singular():
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="device: CUDA"):
-            ts.llm_project(X, Y, XS, 3, device="cuda")
-    with pytest.raises(ValueError, match="device: the torch backend"):
-        ts.llm_project(X, Y, XS, 3, device="cpu", knn="hnsw")
+            ts.llm_project(X, XS, Y, 3, backend="torch", device="cuda")
+        with pytest.raises(ValueError, match="device: CUDA"):
+            ts.knn(Y, X, 3, backend="torch")  # the default device is cuda
+    with pytest.raises(ValueError, match="device: a torch device was given"):
+        ts.llm_project(X, XS, Y, 3, device="cpu", backend="hnsw")
+    with pytest.raises(ValueError, match="device: a torch device was given"):
+        ts.llm_project(X, XS, Y, 3, device="cpu")
     x = np.array([[1, 0], [0, 1], [1, 1]], dtype=np.float32)
     with pytest.raises(ts.NumericalError):
-        ts.llm_project(x, np.array([[0.5, 0.5]], np.float32), x, 3, reg=0.0, device="cpu")
+        ts.llm_project(x, x, np.array([[0.5, 0.5]], np.float32), 3, reg=0.0, backend="torch", device="cpu")
 
 
 @pytest.mark.skipif(
@@ -39,9 +100,12 @@ def test_torch_bad_device_and_singular():
     reason="no CUDA device",
 )
 def test_torch_cuda_matches_rust():
-    ref = ts.llm_project(X, Y, XS, 7)
-    got = ts.llm_project(X, Y, XS, 7, device="cuda")
-    assert np.isclose(got, ref, atol=1e-4).all(axis=1).mean() > 0.99
+    ref = ts.LLMProjector(7).fit(X, XS).project(Y)
+    got = ts.LLMProjector(7, backend="torch", device="cuda").fit(X, XS).project(Y)
+    assert (got.neighbors == ref.neighbors).mean() > 0.99
+    assert np.isclose(got.y_spec, ref.y_spec, atol=1e-4).all(axis=1).mean() > 0.99
+    np.testing.assert_array_equal(ts.llm_project(X, XS, Y, 7, backend="torch", device="cuda"), got.y_spec)
+    np.testing.assert_array_equal(ts.knn(Y, X, 7, backend="torch", device="cuda")[1], got.neighbors)
 
 
 @pytest.mark.slow
@@ -50,11 +114,20 @@ def test_ray_sharding_identical():
     from taskspec_rs.distributed import llm_project_sharded
 
     try:
-        got = llm_project_sharded(X, Y, XS, 6, shards=3, return_neighbors=True, reg=1e-3)
+        got = llm_project_sharded(X, XS, Y, 6, shards=3, reg=1e-3)
+        got_margin = llm_project_sharded(X, XS, Y, 6, shards=2, margin=0.02)
     finally:
         ray.shutdown()
-    ref = ts.llm_project(X, Y, XS, 6, return_neighbors=True)
-    for a, b in zip(got, ref):
-        np.testing.assert_array_equal(a, b)
-    with pytest.raises(ValueError, match="exclude_self"):
-        llm_project_sharded(X, X, XS, 3, exclude_self=True)
+    np.testing.assert_array_equal(got, ts.llm_project(X, XS, Y, 6))
+    np.testing.assert_array_equal(got_margin, ts.llm_project(X, XS, Y, 6, margin=0.02))
+    for bad, match in (
+        ({"exclude_self": True}, "exclude_self"),
+        ({"metric": "csls"}, "csls"),
+        ({"num_threads": 2}, "num_threads"),
+        ({"shards": 0}, "shards"),
+        ({"num_threads_per_shard": 10**6}, "num_threads"),
+        ({"backend": "annoy"}, "backend"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            llm_project_sharded(X, XS, X, 3, **bad)
+    assert not ray.is_initialized()  # rejected before Ray starts

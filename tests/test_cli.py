@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from taskspec_rs.cli import main
+from taskspec_rs.cli import build_parser, cmd_align, main
 from taskspec_rs.demo import write_demo
 
 REPO = Path(__file__).resolve().parents[1]
@@ -172,9 +172,19 @@ def test_dimension_mismatch_is_reported(demo_dir, small_config, tmp_path, capsys
     assert "embedding dimension mismatch" in _error_line(capsys)
 
 
-def test_console_entry_point_has_no_traceback_for_user_errors(tmp_path):
+@pytest.mark.parametrize(
+    "make_args, message",
+    [
+        (lambda t: ["eval", str(t / "x.toml")], "config file not found: {t}/x.toml"),
+        (
+            lambda t: ["align", str(t / "x.vec"), str(t / "y.vec"), "--dict", str(t / "d.txt")],
+            "{t}/d.txt: no such file",
+        ),
+    ],
+)
+def test_console_entry_point_has_no_traceback_for_user_errors(tmp_path, make_args, message):
     proc = subprocess.run(
-        [sys.executable, "-m", "taskspec_rs.cli", "eval", str(tmp_path / "x.toml")],
+        [sys.executable, "-m", "taskspec_rs.cli", *make_args(tmp_path)],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -182,4 +192,49 @@ def test_console_entry_point_has_no_traceback_for_user_errors(tmp_path):
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
-    assert proc.stderr.strip() == f"taskspec-rs: error: config file not found: {tmp_path / 'x.toml'}"
+    assert proc.stderr.strip() == "taskspec-rs: error: " + message.format(t=tmp_path)
+
+
+def _subparsers(parser):
+    (action,) = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
+    return action.choices
+
+
+def test_every_subcommand_and_option_has_help():
+    commands = _subparsers(build_parser())
+    assert set(commands) == {"eval", "train", "project", "analyze", "align", "predict"}
+    for name, sub in commands.items():
+        for action in sub._actions:
+            assert action.help, (name, action.dest)
+
+
+def test_align_is_an_ordinary_subcommand(capsys):
+    args = build_parser().parse_args(["align", "s.vec", "t.vec", "--dict", "d.txt"])
+    assert args.func is cmd_align
+    assert (args.src, args.tgt, args.dictionary, args.test) == ("s.vec", "t.vec", "d.txt", None)
+    assert (args.iterations, args.csls_k, args.max_vocab, args.threads) == (5, 10, 20000, None)
+    assert not args.identical_seed and not args.quiet and args.out is None
+    with pytest.raises(SystemExit) as exc:
+        main(["align", "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--dict", "--test", "--src-lang", "--tgt-lang", "--iterations", "--csls-k", "--max-vocab"):
+        assert option in text
+    for option in ("--identical-seed", "--threads", "--out", "--quiet"):
+        assert option in text
+
+
+def test_align_user_error_is_one_line(tmp_path, capsys):
+    assert main(["align", str(tmp_path / "a.vec"), str(tmp_path / "b.vec"), "--identical-seed"]) == 2
+    assert f"file not found: {tmp_path / 'a.vec'}" in _error_line(capsys)
+    assert main(["align", "only-one.vec"]) == 2
+    assert "the following arguments are required: tgt" in _error_line(capsys)
+
+
+def test_train_refuses_non_empty_out_before_training(small_config, tmp_path, capsys):
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    assert main(["train", str(small_config), "--out", str(out), "--quiet"]) == 2
+    assert "exists and is not empty (use --force to replace it)" in _error_line(capsys)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]

@@ -19,8 +19,9 @@ from taskspec_rs.data import (
     tokenize,
 )
 from taskspec_rs.model import TaskModel
-from taskspec_rs.project import llm_project
-from taskspec_rs.train import llm_projections, project_model, train_classifier
+from taskspec_rs.neighbors import hub_scores, knn
+from taskspec_rs.project import llm_from_neighbors, llm_project
+from taskspec_rs.train import project_model, train_classifier
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -324,18 +325,21 @@ def test_untrained_words_keep_their_general_vectors():
     assert not np.allclose(x_spec[trained], emb.vectors[trained])
 
 
-def test_llm_projections_match_engine_llm_project():
+def test_one_search_serves_every_k_and_the_self_projection():
+    """The pipeline searches once at the widest k and projects every k from the first columns."""
     rng = np.random.default_rng(2)
     x_gen = rng.normal(size=(50, 6)).astype(np.float32)
     x_spec = rng.normal(size=(50, 4)).astype(np.float32)
     y_gen = rng.normal(size=(7, 6)).astype(np.float32)
-    multi = llm_projections(x_gen, x_spec, y_gen, [1, 3, 10], reg=1e-3)
+    _, idx = knn(y_gen, x_gen, 10)
     for k in (1, 3, 10):
-        np.testing.assert_allclose(multi[k], llm_project(x_gen, y_gen, x_spec, k, reg=1e-3), rtol=1e-4, atol=1e-5)
-    # self-projection of a subset of source rows equals exclude_self on the whole vocabulary
+        multi = llm_from_neighbors(x_gen, x_spec, y_gen, idx[:, :k], reg=1e-3).y_spec
+        np.testing.assert_allclose(multi, llm_project(x_gen, x_spec, y_gen, k, reg=1e-3), rtol=1e-4, atol=1e-5)
+    # self-projection of a subset of source rows (exclude= their own rows) equals exclude_self on the whole vocabulary
     rows = np.array([3, 17, 40])
-    own = llm_projections(x_gen, x_spec, x_gen[rows], [5], self_rows=rows)[5]
-    full = llm_project(x_gen, x_gen, x_spec, 5, exclude_self=True)
+    _, own_idx = knn(x_gen[rows], x_gen, 5, exclude=rows)
+    own = llm_from_neighbors(x_gen, x_spec, x_gen[rows], own_idx).y_spec
+    full = llm_project(x_gen, x_spec, x_gen, 5, exclude_self=True)
     np.testing.assert_allclose(own, full[rows], rtol=1e-4, atol=1e-5)
 
 
@@ -418,54 +422,57 @@ def test_beyond_config_validation_errors(tmp_path, overrides, message):
         parse_config(_config(**overrides), base=tmp_path)
 
 
-def test_csls_llm_projections_match_engine():
-    from taskspec_rs.train import llm_neighbors
-
+def test_csls_neighbours_match_the_projector():
     rng = np.random.default_rng(4)
     x_gen = rng.normal(size=(60, 6)).astype(np.float32)
     x_spec = rng.normal(size=(60, 4)).astype(np.float32)
     y_gen = rng.normal(size=(9, 6)).astype(np.float32)
-    multi = llm_projections(x_gen, x_spec, y_gen, [2, 5], metric="csls", csls_k=4)
+    _, csls_idx = knn(y_gen, x_gen, 5, metric="csls", csls_k=4)
     for k in (2, 5):
-        ref = llm_project(x_gen, y_gen, x_spec, k, metric="csls", csls_k=4)
-        np.testing.assert_allclose(multi[k], ref, rtol=1e-4, atol=1e-5)
+        multi = llm_from_neighbors(x_gen, x_spec, y_gen, csls_idx[:, :k]).y_spec
+        ref = llm_project(x_gen, x_spec, y_gen, k, metric="csls", csls_k=4)
+        np.testing.assert_allclose(multi, ref, rtol=1e-4, atol=1e-5)
     # the hub penalty changes the neighbours compared with cosine
-    _, cos_idx = llm_neighbors(x_gen, y_gen, 5)
-    _, csls_idx = llm_neighbors(x_gen, y_gen, 5, metric="csls", csls_k=4)
+    _, cos_idx = knn(y_gen, x_gen, 5)
     assert (cos_idx != csls_idx).any()
     # a precomputed penalty r(x) (cached across seeds by run_experiment) gives the same neighbours
-    from taskspec_rs.project import hub_scores
-
-    _, cached = llm_neighbors(x_gen, y_gen, 5, metric="csls", csls_penalty=hub_scores(x_gen, y_gen, 4))
+    _, cached = knn(y_gen, x_gen, 5, metric="csls", hub_penalty=hub_scores(x_gen, y_gen, 4))
     np.testing.assert_array_equal(cached, csls_idx)
-    # source self-projection with CSLS equals exclude_self on the whole vocabulary
+    # source self-projection with CSLS (penalty over the whole source vocabulary) equals exclude_self
     rows = np.array([1, 30, 59])
-    own = llm_projections(x_gen, x_spec, x_gen[rows], [4], self_rows=rows, metric="csls", csls_k=4)[4]
-    full = llm_project(x_gen, x_gen, x_spec, 4, exclude_self=True, metric="csls", csls_k=4)
+    penalty = hub_scores(x_gen, x_gen, 4, exclude_self=True)
+    _, own_idx = knn(x_gen[rows], x_gen, 4, metric="csls", hub_penalty=penalty, exclude=rows)
+    own = llm_from_neighbors(x_gen, x_spec, x_gen[rows], own_idx).y_spec
+    full = llm_project(x_gen, x_spec, x_gen, 4, exclude_self=True, metric="csls", csls_k=4)
     np.testing.assert_allclose(own, full[rows], rtol=1e-4, atol=1e-5)
-    with pytest.raises(TaskspecError, match="unknown neighbour metric"):
-        llm_neighbors(x_gen, y_gen, 3, metric="dot")
+    with pytest.raises(ValueError, match="metric: must be one of"):
+        knn(y_gen, x_gen, 3, metric="dot")
 
 
 def test_margin_projections_match_engine_and_adapt_k():
-    from taskspec_rs.train import llm_margin_projections, llm_neighbors
+    from taskspec_rs.neighbors import margin_counts
 
     rng = np.random.default_rng(5)
     x_gen = rng.normal(size=(80, 6)).astype(np.float32)
     x_spec = rng.normal(size=(80, 3)).astype(np.float32)
     y_gen = rng.normal(size=(12, 6)).astype(np.float32)
-    nb = llm_neighbors(x_gen, y_gen, 8)
-    out = llm_margin_projections(x_gen, x_spec, y_gen, [0.0, 0.1, 10.0], nb)
-    for m, (y_spec, counts) in out.items():
-        ref = llm_project(x_gen, y_gen, x_spec, 8, margin=m)
-        np.testing.assert_allclose(y_spec, ref, rtol=1e-4, atol=1e-5)
-        assert counts.min() >= 1 and counts.max() <= 8
-    assert (out[0.0][1] == 1).all() and (out[10.0][1] == 8).all()
-    np.testing.assert_allclose(out[0.0][0], llm_projections(x_gen, x_spec, y_gen, [1])[1], rtol=1e-4, atol=1e-5)
+    sims, idx = knn(y_gen, x_gen, 8)
+    counts = {}
+    for m in (0.0, 0.1, 10.0):
+        proj = llm_from_neighbors(x_gen, x_spec, y_gen, idx, scores=sims, margin=m)
+        ref = llm_project(x_gen, x_spec, y_gen, 8, margin=m)
+        np.testing.assert_allclose(proj.y_spec, ref, rtol=1e-4, atol=1e-5)
+        counts[m] = margin_counts(sims, m)
+        assert counts[m].min() >= 1 and counts[m].max() <= 8
+        np.testing.assert_array_equal((proj.neighbors >= 0).sum(axis=1), counts[m])
+        np.testing.assert_array_equal(proj.weights[proj.neighbors < 0], 0)
+    assert (counts[0.0] == 1).all() and (counts[10.0] == 8).all()
+    k1 = llm_from_neighbors(x_gen, x_spec, y_gen, idx[:, :1]).y_spec
+    np.testing.assert_allclose(llm_from_neighbors(x_gen, x_spec, y_gen, idx, scores=sims, margin=0.0).y_spec, k1)
 
 
 def test_normalize_vectors_modes():
-    from taskspec_rs.train import normalize_vectors
+    from taskspec_rs.data import normalize_vectors
 
     v = np.random.default_rng(6).normal(loc=3.0, size=(50, 8)).astype(np.float32)
     assert normalize_vectors(v, "none") is v
@@ -522,3 +529,27 @@ def test_word2vec_loader_reads_gzip_and_binary(tmp_path):
         assert emb.words == ["a", "c"] and emb.vectors.tolist() == x.tolist()
     with pytest.raises(TaskspecError, match="file not found"):
         load_embeddings(tmp_path / "missing.vec")
+
+
+def test_a_registered_method_runs_for_every_seed_and_target(tmp_path, monkeypatch):
+    """Adding a method is one registry entry: the runner loops over it without knowing its name."""
+    from taskspec_rs import methods
+    from taskspec_rs.demo import write_demo
+    from taskspec_rs.evaluate import run_experiment
+
+    calls = []
+
+    def target(run, t, choice):
+        calls.append((run.seed, t.lang, choice))
+        return methods.Outcome(accuracy=t.test.accuracy(run.model("fixed"), t.vocab.vectors), k=choice)
+
+    toy = methods.Method("toy_fixed", "fixed", target, choose=lambda run: 3 + run.seed)
+    monkeypatch.setitem(methods.METHODS, "toy_fixed", toy)
+    cfg = load_config(write_demo(tmp_path / "demo"))
+    result = run_experiment(cfg, seeds=2, methods=["toy_fixed", "clwe_fixed"])
+    assert calls == [(0, "tga", 3), (0, "tgb", 3), (1, "tga", 4), (1, "tgb", 4)]
+    summary = result.summary()
+    # same model and vectors as clwe_fixed, so the same accuracies; the chosen k is recorded per seed
+    assert summary["toy_fixed"] == summary["clwe_fixed"]
+    assert result.k["toy_fixed"] == {"tga": [3, 4], "tgb": [3, 4]}
+    assert list(result.runs) == ["clwe_fixed", "toy_fixed"]  # registry (table) order

@@ -1,4 +1,11 @@
-"""Stubs of the compiled core (taskspec_rs._core). Use the wrappers in taskspec_rs."""
+"""Stubs of the compiled core (taskspec_rs._core). Use the wrappers in taskspec_rs.
+
+The core only converts: arrays must already be C-contiguous float32 (int64 for
+neighbour indices), else ``TypeError``. It checks only what it needs to stay
+safe (``ValueError``); user-facing validation is the wrappers' job. A thread
+pool the system cannot start raises ``RuntimeError``; ``num_threads`` above
+4096 is a ``ValueError``.
+"""
 
 from typing import Any, Callable, Optional
 
@@ -15,11 +22,16 @@ def knn(
     base: npt.NDArray[np.float32],
     k: int,
     *,
-    exclude_self: bool = False,
     base_bias: Optional[npt.NDArray[np.float32]] = None,
     num_threads: Optional[int] = None,
     progress: Optional[Callable[[int, int], Any]] = None,
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    """Exact top-``k`` rows of ``base`` by cosine (plus ``base_bias``) per query row.
+
+    Returns ``(sims (n, k), idx (n, k))``, best first, ties by lower index.
+    No self-exclusion: search ``k + 1`` and drop the row itself in the caller.
+    """
+
 def llm_weights(
     y_gen: npt.NDArray[np.float32],
     x_gen: npt.NDArray[np.float32],
@@ -27,7 +39,9 @@ def llm_weights(
     *,
     reg: float = 1e-3,
     num_threads: Optional[int] = None,
-) -> npt.NDArray[np.float32]: ...
+) -> npt.NDArray[np.float32]:
+    """LLM reconstruction weights ``(n, k)`` of each ``y_gen`` row from its ``neighbors`` in ``x_gen``."""
+
 def llm_project(
     x_gen: npt.NDArray[np.float32],
     y_gen: npt.NDArray[np.float32],
@@ -35,12 +49,16 @@ def llm_project(
     k: int,
     *,
     reg: float = 1e-3,
-    exclude_self: bool = False,
-    row_offset: int = 0,
     base_bias: Optional[npt.NDArray[np.float32]] = None,
     num_threads: Optional[int] = None,
     progress: Optional[Callable[[int, int], Any]] = None,
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """Exact kNN of ``y_gen`` in ``x_gen``, LLM weights and combination of ``x_spec`` rows.
+
+    Returns ``(y_spec (n, e), neighbors (n, k), weights (n, k))``. No self-exclusion
+    (use ``knn`` with ``k + 1`` and ``llm_project_neighbors`` for that).
+    """
+
 def llm_project_neighbors(
     x_gen: npt.NDArray[np.float32],
     y_gen: npt.NDArray[np.float32],
@@ -50,7 +68,9 @@ def llm_project_neighbors(
     reg: float = 1e-3,
     num_threads: Optional[int] = None,
     progress: Optional[Callable[[int, int], Any]] = None,
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """LLM from given ``neighbors`` (n, k): returns ``(y_spec (n, e), weights (n, k))``."""
+
 def build_profile() -> str: ...
 def knn_kernel() -> str: ...
 def default_num_threads() -> int: ...

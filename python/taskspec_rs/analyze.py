@@ -27,17 +27,19 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ._io import atomic_write, atomic_write_text
-from .config import ExperimentConfig, TaskspecError
-from .data import Embeddings, encode, tokenize
-from .evaluate import _accuracy, _best_k, _Split, load_language, train_language
-from .model import label_indices
-from .project import knn, llm_weights
-from .train import llm_neighbors, llm_projections
+from .config import ExperimentConfig
+from .data import Embeddings, tokenize
+from .errors import TaskspecError
+from .experiment import Experiment, NeighborCache, SeedRun, Split, load_experiment
+from .methods import best_choice, llm_for_ks, source_k_scores
+from .neighbors import knn
+from .project import llm_weights
 
 __all__ = ["choose_words", "run_analysis"]
 
@@ -61,10 +63,167 @@ def choose_words(
 
 
 def _neighbours(query: np.ndarray, base: np.ndarray, words: Sequence[str], n: int, skip: int | None = None) -> list:
-    k = min(n + (1 if skip is not None else 0), len(base))
-    sims, idx = knn(query[None, :], base, k)
-    out = [(words[j], round(float(s), 3)) for s, j in zip(sims[0], idx[0]) if j != skip]
-    return out[:n]
+    """The ``n`` nearest rows of ``base`` to ``query`` as ``(word, cosine)``, never row ``skip``."""
+    k = min(n, len(base) - (skip is not None))
+    exclude = None if skip is None else [skip]
+    sims, idx = knn(query[None, :], base, k, exclude=exclude)
+    return [(words[j], round(float(s), 3)) for s, j in zip(sims[0], idx[0])]
+
+
+@dataclass
+class _Analysis:
+    """What the analysis computes before writing: the k curve, the |α| per language, the target spaces."""
+
+    seed: int
+    k_task: int
+    curve: dict
+    vocab: dict[str, Embeddings] = field(default_factory=dict)
+    y_spec_task: dict[str, np.ndarray] = field(default_factory=dict)
+    alphas: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _analyse(run: SeedRun, alpha_k: int, log: Log) -> _Analysis:
+    """Figure 3's accuracy against k (source self-projection and target test), and Figure 2's |α|."""
+    exp = run.experiment
+    k_grid = list(exp.config.k_grid)
+    log("source self-projection for every k")
+    source_dev = source_k_scores(run)
+    k_task = best_choice(source_dev)
+    result = _Analysis(run.seed, k_task, {"k": k_grid, "source_dev": {str(k): v for k, v in source_dev.items()}})
+    result.curve["targets"] = {}
+    x_gen = exp.source.embeddings.vectors
+    model = run.model("opt")
+    for t in exp.targets:
+        log(f"{t.lang}: projecting for every k")
+        vocab = t.data.needed_embeddings([t.data.test])  # the test words only
+        if not vocab.words:
+            raise TaskspecError(f"{t.lang}: no word of the test data is in {t.data.config.embeddings}")
+        split = Split.make(t.data.test, vocab, t.data.config.tokenizer, exp.labels)
+        _, idx = knn(vocab.vectors, x_gen, min(max(k_grid + [alpha_k]), len(x_gen)))
+        proj = llm_for_ks(run, vocab.vectors, idx, k_grid)
+        result.curve["targets"][t.lang] = {str(k): split.accuracy(model, v) for k, v in proj.items()}
+        result.vocab[t.lang], result.y_spec_task[t.lang] = vocab, proj[k_task]
+        nb = idx[:, : min(alpha_k, idx.shape[1])]
+        result.alphas[t.lang] = np.abs(llm_weights(x_gen, vocab.vectors, nb, reg=exp.config.reg))
+    result.curve["k_task"] = k_task
+    return result
+
+
+def _save_png(fig, path: Path) -> None:
+    atomic_write(path, lambda f: fig.savefig(f, dpi=100, format="png"))
+
+
+def _plot_k_curve(a: _Analysis, source_lang: str, path: Path) -> None:
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend is left alone
+
+    k_grid = a.curve["k"]
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.subplots()
+    source = [a.curve["source_dev"][str(k)] for k in k_grid]
+    ax.plot(k_grid, source, "k-o", lw=2.5, label=f"{source_lang} dev (self-proj.)")
+    for lang, accs in a.curve["targets"].items():
+        ax.plot(k_grid, [accs[str(k)] for k in k_grid], "-o", ms=3, lw=1.2, label=f"{lang} test")
+    ax.axvline(a.k_task, color="grey", ls=":", lw=1)
+    ax.set_xscale("log")
+    ax.set_xticks(k_grid)
+    ax.set_xticklabels([str(k) for k in k_grid])
+    ax.set_xlabel("k (LLM neighbours)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"Accuracy vs k (seed {a.seed}; dotted: k_task = {a.k_task})", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, loc="best")
+    fig.tight_layout()
+    _save_png(fig, path)
+
+
+def _alpha_summary(alphas: dict[str, np.ndarray]) -> dict:
+    return {
+        lang: {
+            "k": int(a.shape[1]),
+            "nearest_mean": float(a[:, 0].mean()),
+            "others_mean": float(a[:, 1:].mean()) if a.shape[1] > 1 else None,
+            "nearest_largest_fraction": float((a.argmax(axis=1) == 0).mean()),
+        }
+        for lang, a in alphas.items()
+    }
+
+
+def _plot_alpha(alphas: dict[str, np.ndarray], alpha_k: int, path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    first = np.concatenate([a[:, 0] for a in alphas.values()])
+    rest = np.concatenate([a[:, 1:].ravel() for a in alphas.values()])
+    top = float(np.quantile(np.concatenate([first, rest]), 0.995)) or 1.0
+    bins = np.linspace(0, top, 41)
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.subplots()
+    ax.hist(first, bins=bins, density=True, alpha=0.6, label=f"nearest neighbour (n={len(first)})")
+    if rest.size:
+        ax.hist(rest, bins=bins, density=True, alpha=0.6, label=f"other neighbours (n={len(rest)})")
+    ax.set_xlabel("|α| (LLM weight)")
+    ax.set_ylabel("density")
+    ax.set_title(f"|α| of LLM weights, k = {alpha_k}, targets: {', '.join(alphas)}", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save_png(fig, path)
+
+
+def _neighbor_table(exp: Experiment, a: _Analysis, x_spec: np.ndarray, words: Sequence[str], n: int) -> dict:
+    """Table 6: nearest neighbours of ``words`` in the general and in the task-specific space."""
+    src = exp.source.embeddings
+    index = src.index()
+    table: dict = {"words": list(words), "k_task": a.k_task, "source": {}, "targets": {}}
+    for w in words:
+        i = index[w]
+        table["source"][w] = {
+            "general": _neighbours(src.vectors[i], src.vectors, src.words, n, skip=i),
+            "task_specific": _neighbours(x_spec[i], x_spec, src.words, n, skip=i),
+        }
+        for lang, vocab in a.vocab.items():
+            table["targets"].setdefault(lang, {})[w] = {
+                "general": _neighbours(src.vectors[i], vocab.vectors, vocab.words, n),
+                "task_specific": _neighbours(x_spec[i], a.y_spec_task[lang], vocab.words, n),
+            }
+    return table
+
+
+def _neighbor_markdown(table: dict, source_lang: str, seed: int) -> str:
+    def cell(pairs: list) -> str:
+        return ", ".join(f"{word} ({s:.2f})" for word, s in pairs).replace("|", "\\|")
+
+    md = [f"# Nearest neighbours (seed {seed}; target task-specific = LLM with k_task = {table['k_task']})", ""]
+    spaces = [(source_lang, table["source"])] + list(table["targets"].items())
+    md += ["| word | language | general space | task-specific space |", "|---|---|---|---|"]
+    for w in table["words"]:
+        for lang, by_word in spaces:
+            r = by_word[w]
+            md.append(f"| {w} | {lang} | {cell(r['general'])} | {cell(r['task_specific'])} |")
+    return "\n".join(md) + "\n"
+
+
+def _index_markdown(exp: Experiment, a: _Analysis, dev_accuracy: float, alpha_k: int, written: list[Path]) -> str:
+    curve, lang = a.curve, exp.source.lang
+    name = exp.config.path.name if exp.config.path else "configuration"
+    md = [
+        f"# Analysis of {name} (seed {a.seed})",
+        "",
+        f"Source {lang}: dev accuracy {dev_accuracy:.3f}; k_task = {a.k_task}.",
+        "",
+        "| k | " + " | ".join([f"{lang} dev (self)"] + list(curve["targets"])) + " |",
+        "|" + "---|" * (len(curve["targets"]) + 2),
+    ]
+    for k in curve["k"]:
+        cells = [f"{100 * curve['source_dev'][str(k)]:.1f}"] + [
+            f"{100 * v[str(k)]:.1f}" for v in curve["targets"].values()
+        ]
+        md.append(f"| {k} | " + " | ".join(cells) + " |")
+    md += ["", f"|α| (k = {alpha_k}): mean for the nearest neighbour vs the others, share of words whose"]
+    md += ["largest weight is the nearest neighbour:", ""]
+    for t_lang, s in _alpha_summary(a.alphas).items():
+        others = "–" if s["others_mean"] is None else f"{s['others_mean']:.3f}"
+        md.append(f"- {t_lang}: {s['nearest_mean']:.3f} vs {others}; {100 * s['nearest_largest_fraction']:.0f} %")
+    md += ["", "Files: " + ", ".join(p.name for p in written) + ".", ""]
+    return "\n".join(md)
 
 
 def run_analysis(
@@ -103,183 +262,37 @@ def run_analysis(
     list of Path
         The files written.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     say = log or (lambda _msg: None)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    opts = config.train
-    known = [t.lang for t in config.targets]
-    if langs:
-        unknown = [lang for lang in langs if lang not in known]
-        if unknown:
-            raise TaskspecError(f"--lang: {', '.join(unknown)} not among the targets ({', '.join(known)})")
-    target_cfgs = [t for t in config.targets if not langs or t.lang in langs]
-
-    say(f"loading source language {config.source.lang}")
-    source = load_language(config.source, labels=config.labels, rescale=opts.rescale, normalize=opts.normalize)
-    assert source.train is not None and source.dev is not None
-    labels = list(config.labels) if config.labels else sorted(set(source.train.labels))
-    targets = []
-    for t_cfg in target_cfgs:
-        say(f"loading target language {t_cfg.lang}")
-        t = load_language(t_cfg, labels=labels, rescale=opts.rescale, normalize=opts.normalize)
-        if t.embeddings.dim != source.embeddings.dim:
-            raise TaskspecError(f"embedding dimension mismatch: {t.lang} has {t.embeddings.dim}")
-        targets.append(t)
-    src_index = source.embeddings.index()
-    if words:
-        missing = [w for w in words if w not in src_index]
-        if missing:
-            raise TaskspecError(f"--words: not in the {source.lang} vocabulary: {', '.join(missing)}")
-
-    say(f"seed {seed}: training the opt model on {source.lang}")
-    model = train_language(
-        source, labels=labels, kind="opt", options=opts, seed=seed, dev=source.dev, progress=progress
-    )
-    x_gen, x_spec = source.embeddings.vectors, model.network.word_vectors()
-    words = (
-        list(words) if words else choose_words(source.train.texts, source.config.tokenizer, source.embeddings, x_spec)
-    )
-    k_grid = list(config.k_grid)
-
-    # ---- Figure 3: accuracy as a function of k (source self-projection and target test)
-    say("source self-projection for every k")
-    dev_emb = source.needed_embeddings([source.dev])
-    dev_rows = np.array([src_index[w] for w in dev_emb.words], dtype=np.int64)
-    dev_split = _Split.make(source.dev, dev_emb, source.config.tokenizer, labels)
-    proj = llm_projections(x_gen, x_spec, dev_emb.vectors, k_grid, reg=config.reg, self_rows=dev_rows)
-    curve: dict = {
-        "k": k_grid,
-        "source_dev": {str(k): _accuracy(model, dev_split.ids, dev_split.gold, v) for k, v in proj.items()},
-        "targets": {},
-    }
-    k_task = _best_k({int(k): v for k, v in curve["source_dev"].items()})
-    curve["k_task"] = k_task
-    tgt_vocab: dict[str, Embeddings] = {}
-    y_spec_task: dict[str, np.ndarray] = {}
-    alphas: dict[str, np.ndarray] = {}
-    for t in targets:
-        assert t.test is not None
-        say(f"{t.lang}: projecting for every k")
-        vocab = t.needed_embeddings([t.test])
-        if not vocab.words:
-            raise TaskspecError(f"{t.lang}: no word of the test data is in {t.config.embeddings}")
-        tgt_vocab[t.lang] = vocab
-        split = _Split(encode(t.test.texts, vocab.index(), tokenizer=t.config.tokenizer), label_indices(t.test, labels))
-        nb = llm_neighbors(x_gen, vocab.vectors, max(k_grid + [alpha_k]))
-        proj_t = llm_projections(x_gen, x_spec, vocab.vectors, k_grid, reg=config.reg, neighbors=nb)
-        curve["targets"][t.lang] = {str(k): _accuracy(model, split.ids, split.gold, v) for k, v in proj_t.items()}
-        y_spec_task[t.lang] = proj_t[k_task]
-        ka = min(alpha_k, nb[1].shape[1])
-        alphas[t.lang] = np.abs(llm_weights(vocab.vectors, x_gen, np.ascontiguousarray(nb[1][:, :ka]), reg=config.reg))
-
+    exp = load_experiment(config, langs=langs, log=say)
+    src = exp.source
+    missing = [w for w in words or () if w not in src.embeddings.index()]
+    if missing:
+        raise TaskspecError(f"--words: not in the {src.lang} vocabulary: {', '.join(missing)}")
+    run = SeedRun(exp, seed, NeighborCache(exp, width=max(config.k_grid)), progress=progress, log=say)
+    x_spec = run.model("opt").network.word_vectors()
+    words = list(words) if words else choose_words(src.train.texts, src.config.tokenizer, src.embeddings, x_spec)
+    a = _analyse(run, alpha_k, say)
     written: list[Path] = []
 
-    def write_json(name: str, payload: dict) -> None:
+    def write(name: str, payload) -> None:
         path = out / name
-        atomic_write_text(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+        if isinstance(payload, str):
+            atomic_write_text(path, payload)
+        elif isinstance(payload, dict):
+            atomic_write_text(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+        else:
+            payload(path)
         written.append(path)
 
-    write_json("k_curve.json", curve)
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    ax.plot(
-        k_grid, [curve["source_dev"][str(k)] for k in k_grid], "k-o", lw=2.5, label=f"{source.lang} dev (self-proj.)"
-    )
-    for lang, accs in curve["targets"].items():
-        ax.plot(k_grid, [accs[str(k)] for k in k_grid], "-o", ms=3, lw=1.2, label=f"{lang} test")
-    ax.axvline(k_task, color="grey", ls=":", lw=1)
-    ax.set_xscale("log")
-    ax.set_xticks(k_grid)
-    ax.set_xticklabels([str(k) for k in k_grid])
-    ax.set_xlabel("k (LLM neighbours)")
-    ax.set_ylabel("accuracy")
-    ax.set_title(f"Accuracy vs k (seed {seed}; dotted: k_task = {k_task})", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2, loc="best")
-    fig.tight_layout()
-    atomic_write(out / "k_curve.png", lambda f: fig.savefig(f, dpi=100, format="png"))
-    plt.close(fig)
-    written.append(out / "k_curve.png")
-
-    # ---- Figure 2: |alpha| of the nearest neighbour vs the others
-    alpha_summary = {}
-    for lang, a in alphas.items():
-        alpha_summary[lang] = {
-            "k": int(a.shape[1]),
-            "nearest_mean": float(a[:, 0].mean()),
-            "others_mean": float(a[:, 1:].mean()) if a.shape[1] > 1 else None,
-            "nearest_largest_fraction": float((a.argmax(axis=1) == 0).mean()),
-        }
-    write_json("alpha.json", {"alpha_k": alpha_k, "languages": alpha_summary})
-    if alphas:
-        first = np.concatenate([a[:, 0] for a in alphas.values()])
-        rest = np.concatenate([a[:, 1:].ravel() for a in alphas.values()])
-        top = float(np.quantile(np.concatenate([first, rest]), 0.995)) or 1.0
-        bins = np.linspace(0, top, 41)
-        fig, ax = plt.subplots(figsize=(6.4, 4.2))
-        ax.hist(first, bins=bins, density=True, alpha=0.6, label=f"nearest neighbour (n={len(first)})")
-        if rest.size:
-            ax.hist(rest, bins=bins, density=True, alpha=0.6, label=f"other neighbours (n={len(rest)})")
-        ax.set_xlabel("|α| (LLM weight)")
-        ax.set_ylabel("density")
-        ax.set_title(f"|α| of LLM weights, k = {alpha_k}, targets: {', '.join(alphas)}", fontsize=10)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        atomic_write(out / "alpha_hist.png", lambda f: fig.savefig(f, dpi=100, format="png"))
-        plt.close(fig)
-        written.append(out / "alpha_hist.png")
-
-    # ---- Table 6: nearest neighbours, general vs task-specific space
-    table: dict = {"words": words, "k_task": k_task, "source": {}, "targets": {}}
-    md = [f"# Nearest neighbours (seed {seed}; target task-specific = LLM with k_task = {k_task})", ""]
-    for w in words:
-        i = src_index[w]
-        table["source"][w] = {
-            "general": _neighbours(x_gen[i], x_gen, source.embeddings.words, n_neighbors, skip=i),
-            "task_specific": _neighbours(x_spec[i], x_spec, source.embeddings.words, n_neighbors, skip=i),
-        }
-        for lang, vocab in tgt_vocab.items():
-            table["targets"].setdefault(lang, {})[w] = {
-                "general": _neighbours(x_gen[i], vocab.vectors, vocab.words, n_neighbors),
-                "task_specific": _neighbours(x_spec[i], y_spec_task[lang], vocab.words, n_neighbors),
-            }
-
-    def cell(pairs: list) -> str:
-        return ", ".join(f"{word} ({s:.2f})" for word, s in pairs).replace("|", "\\|")
-
-    spaces = [(source.lang, table["source"])] + list(table["targets"].items())
-    md += ["| word | language | general space | task-specific space |", "|---|---|---|---|"]
-    for w in words:
-        for lang, by_word in spaces:
-            r = by_word[w]
-            md.append(f"| {w} | {lang} | {cell(r['general'])} | {cell(r['task_specific'])} |")
-    write_json("neighbors.json", table)
-    atomic_write_text(out / "neighbors.md", "\n".join(md) + "\n")
-    written.append(out / "neighbors.md")
-
-    index_md = [
-        f"# Analysis of {config.path.name if config.path else 'configuration'} (seed {seed})",
-        "",
-        f"Source {source.lang}: dev accuracy {model.info['dev_accuracy']:.3f}; k_task = {k_task}.",
-        "",
-        "| k | " + " | ".join([f"{source.lang} dev (self)"] + list(curve["targets"])) + " |",
-        "|" + "---|" * (len(curve["targets"]) + 2),
-    ]
-    for k in k_grid:
-        cells = [f"{100 * curve['source_dev'][str(k)]:.1f}"] + [
-            f"{100 * v[str(k)]:.1f}" for v in curve["targets"].values()
-        ]
-        index_md.append(f"| {k} | " + " | ".join(cells) + " |")
-    index_md += ["", f"|α| (k = {alpha_k}): mean for the nearest neighbour vs the others, share of words whose"]
-    index_md += ["largest weight is the nearest neighbour:", ""]
-    for lang, a in alpha_summary.items():
-        others = "–" if a["others_mean"] is None else f"{a['others_mean']:.3f}"
-        index_md.append(f"- {lang}: {a['nearest_mean']:.3f} vs {others}; {100 * a['nearest_largest_fraction']:.0f} %")
-    index_md += ["", "Files: " + ", ".join(p.name for p in written) + ".", ""]
-    atomic_write_text(out / "analysis.md", "\n".join(index_md))
-    written.append(out / "analysis.md")
+    write("k_curve.json", a.curve)
+    write("k_curve.png", lambda p: _plot_k_curve(a, src.lang, p))
+    write("alpha.json", {"alpha_k": alpha_k, "languages": _alpha_summary(a.alphas)})
+    if a.alphas:
+        write("alpha_hist.png", lambda p: _plot_alpha(a.alphas, alpha_k, p))
+    table = _neighbor_table(exp, a, x_spec, words, n_neighbors)
+    write("neighbors.json", table)
+    write("neighbors.md", _neighbor_markdown(table, src.lang, seed))
+    write("analysis.md", _index_markdown(exp, a, run.model("opt").info["dev_accuracy"], alpha_k, written))
     return written

@@ -45,32 +45,14 @@ __all__ = [
     "parse_config",
 ]
 
-#: Every evaluation method, in the order used for tables.
-ALL_METHODS: tuple[str, ...] = (
-    "clwe_fixed",
-    "clwe_fixed_nnmap",
-    "clwe_opt_lp",
-    "clwe_opt_orth",
-    "clwe_opt_llm_k1",
-    "clwe_opt_llm_ktask",
-    "clwe_opt_llm_csls_ktask",
-    "clwe_opt_llm_margin",
-    "clwe_opt_llm_ktasklang",
-    "monolingual",
-)
+from .methods import METHODS  # noqa: E402  (the registry; it imports nothing heavy)
+
+#: Every evaluation method, in the order used for tables (the keys of the method registry).
+ALL_METHODS: tuple[str, ...] = tuple(METHODS)
 
 #: Methods run when a configuration does not list ``methods`` (the paper's seven).
-DEFAULT_METHODS: tuple[str, ...] = (
-    "clwe_fixed",
-    "clwe_fixed_nnmap",
-    "clwe_opt_lp",
-    "clwe_opt_llm_k1",
-    "clwe_opt_llm_ktask",
-    "clwe_opt_llm_ktasklang",
-    "monolingual",
-)
+DEFAULT_METHODS: tuple[str, ...] = tuple(name for name, m in METHODS.items() if m.paper)
 
-#: Values of ``[train] normalize`` (general-space normalisation of every language).
 #: General-space normalisations (``[train] normalize``), as VecMap step sequences
 #: (see :func:`taskspec_rs.data.normalize_embeddings`).
 NORMALIZATIONS: dict[str, tuple[str, ...]] = {
@@ -91,10 +73,10 @@ def parse_methods(methods: Any) -> tuple[str, ...]:
         methods = [m.strip() for m in methods.split(",") if m.strip()]
     if not isinstance(methods, list) or not methods or not all(isinstance(m, str) for m in methods):
         raise TaskspecError("config: methods must be a non-empty list of method names")
-    unknown = sorted(set(methods) - set(ALL_METHODS))
+    unknown = sorted(set(methods) - set(METHODS))
     if unknown:
-        raise TaskspecError(f"unknown method(s) {', '.join(unknown)} (known: {', '.join(ALL_METHODS)})")
-    return tuple(m for m in ALL_METHODS if m in methods)
+        raise TaskspecError(f"unknown method(s) {', '.join(unknown)} (known: {', '.join(METHODS)})")
+    return tuple(m for m in METHODS if m in methods)
 
 
 # --------------------------------------------------------------------------- field metadata
@@ -241,7 +223,11 @@ _TOML_TYPES: dict[Any, Any] = {float: (int, float), Path: str, tuple: list}
 
 
 def _kind(f: Field[Any]) -> tuple[Any, Any]:
-    """``(type, item type)`` of a field's annotation, ``| None`` dropped: ``tuple[int, ...]`` → (tuple, int)."""
+    """``(type, item type)`` of a field's annotation, ``| None`` dropped: ``tuple[int, ...]`` → (tuple, int).
+
+    Annotations are strings here (``from __future__ import annotations``), which
+    also keeps ``X | None`` usable on Python 3.9.
+    """
     text = str(f.type).removesuffix(" | None")
     if text.startswith("tuple[") and text.endswith(", ...]"):
         return tuple, _kind_name(text[len("tuple[") : -len(", ...]")])

@@ -127,8 +127,18 @@ class Experiment:
     src_dev: Split
 
 
-def load_experiment(config: ExperimentConfig, *, with_targets: bool = True, log: Optional[Log] = None) -> Experiment:
-    """Load and encode everything an experiment needs (``with_targets=False``: the source only)."""
+def load_experiment(
+    config: ExperimentConfig,
+    *,
+    with_targets: bool = True,
+    langs: Optional[Sequence[str]] = None,
+    log: Optional[Log] = None,
+) -> Experiment:
+    """Load and encode everything an experiment needs.
+
+    ``with_targets=False`` loads the source only; ``langs`` restricts the
+    targets to these languages (each must be a target of ``config``).
+    """
     say = log or (lambda _msg: None)
     opts, src_cfg = config.train, config.source
     say(f"loading source language {src_cfg.lang}")
@@ -138,8 +148,14 @@ def load_experiment(config: ExperimentConfig, *, with_targets: bool = True, log:
     for ds in (source.dev, source.test):
         if ds is not None:
             label_indices(ds, labels)
+    known = [t.lang for t in config.targets]
+    unknown = [lang for lang in langs or () if lang not in known]
+    if unknown:
+        raise TaskspecError(f"--lang: {', '.join(unknown)} not among the targets ({', '.join(known)})")
     targets = []
     for t_cfg in config.targets if with_targets else ():
+        if langs and t_cfg.lang not in langs:
+            continue
         say(f"loading target language {t_cfg.lang}")
         targets.append(_load_target(t_cfg, config, labels, source.embeddings.dim))
     dev_vocab = source.needed_embeddings([source.dev])

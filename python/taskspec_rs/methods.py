@@ -21,15 +21,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
 
-from .experiment import SeedRun, Target
 from .neighbors import hubness, margin_counts
 from .project import LinearProjector, llm_from_neighbors
 
-__all__ = ["METHODS", "Method", "Outcome", "register"]
+if TYPE_CHECKING:  # the registry is imported by the configuration parser: keep it light (no torch)
+    from .experiment import SeedRun, Target
+
+__all__ = ["METHODS", "Method", "Outcome", "best_choice", "llm_for_ks", "register", "source_k_scores"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ class Method:
     model: str
     target: Callable[[SeedRun, Target, Any], Optional[Outcome]]
     choose: Optional[Callable[[SeedRun], Any]] = None
+    #: One of the paper's seven methods (run when a configuration does not list ``methods``).
+    paper: bool = False
     doc: str = ""
 
 
@@ -67,26 +71,31 @@ def register(method: Method) -> Method:
 # --------------------------------------------------------------------------- shared steps
 
 
-def _best(scores: dict) -> Any:
+def best_choice(scores: dict) -> Any:
     """The k (or margin) with the highest accuracy; ties go to the smallest value."""
     return min(scores, key=lambda k: (-scores[k], k))
 
 
-def _llm(run: SeedRun, queries: np.ndarray, idx: np.ndarray, ks: Iterable[int]) -> dict[int, np.ndarray]:
+def llm_for_ks(run: SeedRun, queries: np.ndarray, idx: np.ndarray, ks: Iterable[int]) -> dict[int, np.ndarray]:
     """``k -> y_spec`` of the ``opt`` model for the words ``queries`` from one neighbour search ``idx``."""
     x_gen, x_spec, _ = run.source_spec()
     reg = run.experiment.config.reg
     return {k: llm_from_neighbors(x_gen, x_spec, queries, idx[:, : min(k, idx.shape[1])], reg=reg).y_spec for k in ks}
 
 
-def _tune_k(run: SeedRun, metric: str) -> int:
-    """k from ``k_grid`` with the best source dev accuracy when the source dev words are projected onto the
-    source vocabulary (each word's neighbours exclude the word itself)."""
+def source_k_scores(run: SeedRun, metric: str = "cosine") -> dict[int, float]:
+    """Source dev accuracy for each k of ``k_grid`` when the source dev words are projected onto the source
+    vocabulary (each word's neighbours exclude the word itself): the label-free criterion for k."""
     exp = run.experiment
     _, idx = run.neighbors.get(metric, None)
-    proj = _llm(run, exp.src_dev_vocab.vectors, idx, exp.config.k_grid)
-    scores = {k: exp.src_dev.accuracy(run.model("opt"), v) for k, v in proj.items()}
-    k = _best(scores)
+    proj = llm_for_ks(run, exp.src_dev_vocab.vectors, idx, exp.config.k_grid)
+    return {k: exp.src_dev.accuracy(run.model("opt"), v) for k, v in proj.items()}
+
+
+def _tune_k(run: SeedRun, metric: str) -> int:
+    """The k of :func:`source_k_scores` with the best accuracy (ties: the smallest)."""
+    scores = source_k_scores(run, metric)
+    k = best_choice(scores)
     run.log(f"seed {run.seed}: {metric} k_task = {k} (source dev accuracy {scores[k]:.3f})")
     return k
 
@@ -114,7 +123,7 @@ def _neighbor_stats(run: SeedRun, idx: np.ndarray, k: int) -> dict:
 
 def _llm_outcome(run: SeedRun, t: Target, k: int, metric: str = "cosine", stats: bool = True) -> Outcome:
     _, idx = run.neighbors.get(metric, t.lang)
-    y_spec = _llm(run, t.vocab.vectors, idx, [k])[k]
+    y_spec = llm_for_ks(run, t.vocab.vectors, idx, [k])[k]
     diag = _neighbor_stats(run, idx, k) if stats else None
     return Outcome(t.test.accuracy(run.model("opt"), y_spec), k=k, diagnostics=diag)
 
@@ -143,9 +152,9 @@ def _ktasklang(run: SeedRun, t: Target, _choice: Any) -> Optional[Outcome]:
         return None
     grid = run.experiment.config.k_grid
     _, idx = run.neighbors.get("cosine", t.lang)
-    proj = _llm(run, t.vocab.vectors, idx, grid)
+    proj = llm_for_ks(run, t.vocab.vectors, idx, grid)
     model = run.model("opt")
-    k = _best({k: t.dev.accuracy(model, proj[k]) for k in grid})
+    k = best_choice({k: t.dev.accuracy(model, proj[k]) for k in grid})
     return Outcome(t.test.accuracy(model, proj[k]), k=k)
 
 
@@ -155,7 +164,7 @@ def _tune_margin(run: SeedRun) -> float:
         m: exp.src_dev.accuracy(run.model("opt"), _margin_projection(run, None, exp.src_dev_vocab.vectors, m)[0])
         for m in exp.config.margin_grid
     }
-    margin = _best(scores)
+    margin = best_choice(scores)
     run.log(f"seed {run.seed}: margin = {margin} (source dev accuracy {scores[margin]:.3f})")
     return margin
 
@@ -185,56 +194,50 @@ def _monolingual(run: SeedRun, t: Target, _choice: Any) -> Optional[Outcome]:
     return Outcome(run.train("opt", t.data).accuracy(t.data.test))
 
 
-register(Method("clwe_fixed", "fixed", _general("fixed"), doc="embedding layer frozen to the general vectors"))
-register(
-    Method("clwe_fixed_nnmap", "nnmap", _general("nnmap"), doc="as clwe_fixed plus two token-wise tanh layers")
-)
-register(Method("clwe_opt_lp", "opt", _linear("lstsq"), doc="embeddings updated; least-squares linear map (LP)"))
-register(Method("clwe_opt_orth", "opt", _linear("orthogonal"), doc="as clwe_opt_lp with an orthogonal map"))
-register(
-    Method(
-        "clwe_opt_llm_k1",
-        "opt",
-        lambda run, t, _c: _llm_outcome(run, t, 1, stats=False),
-        doc="locally linear mapping (LLM) with k = 1",
-    )
-)
-register(
+def _k1(run: SeedRun, t: Target, _choice: Any) -> Outcome:
+    return _llm_outcome(run, t, 1, stats=False)
+
+
+def _ktask(run: SeedRun, t: Target, k: int) -> Outcome:
+    return _llm_outcome(run, t, k)
+
+
+def _csls_ktask(run: SeedRun, t: Target, k: int) -> Outcome:
+    return _llm_outcome(run, t, k, metric="csls")
+
+
+for _method in (
+    Method("clwe_fixed", "fixed", _general("fixed"), paper=True, doc="embeddings frozen to the general vectors"),
+    Method("clwe_fixed_nnmap", "nnmap", _general("nnmap"), paper=True, doc="frozen, plus two token-wise tanh layers"),
+    Method("clwe_opt_lp", "opt", _linear("lstsq"), paper=True, doc="embeddings updated; least-squares linear map"),
+    Method("clwe_opt_orth", "opt", _linear("orthogonal"), doc="as clwe_opt_lp with an orthogonal (Procrustes) map"),
+    Method("clwe_opt_llm_k1", "opt", _k1, paper=True, doc="locally linear mapping (LLM) with k = 1"),
     Method(
         "clwe_opt_llm_ktask",
         "opt",
-        lambda run, t, k: _llm_outcome(run, t, k),
+        _ktask,
         choose=lambda run: _tune_k(run, "cosine"),
+        paper=True,
         doc="LLM, k tuned on the source self-projection (source dev accuracy)",
-    )
-)
-register(
+    ),
     Method(
         "clwe_opt_llm_csls_ktask",
         "opt",
-        lambda run, t, k: _llm_outcome(run, t, k, metric="csls"),
+        _csls_ktask,
         choose=lambda run: _tune_k(run, "csls"),
         doc="as clwe_opt_llm_ktask with neighbours ranked by CSLS",
-    )
-)
-register(
+    ),
     Method(
         "clwe_opt_llm_margin",
         "opt",
         _margin_target,
         choose=_tune_margin,
         doc="LLM with an adaptive k per word: neighbours within a margin (tuned on the source) of the best",
-    )
-)
-register(
-    Method(
-        "clwe_opt_llm_ktasklang",
-        "opt",
-        _ktasklang,
-        doc="LLM, k tuned on the first tasklang_dev_size target dev examples",
-    )
-)
-register(Method("monolingual", "monolingual", _monolingual, doc="trained and tested in the target language"))
+    ),
+    Method("clwe_opt_llm_ktasklang", "opt", _ktasklang, paper=True, doc="LLM, k tuned on target dev examples"),
+    Method("monolingual", "monolingual", _monolingual, paper=True, doc="trained and tested in the target language"),
+):
+    register(_method)
 
 
 def method_names(names: Optional[Sequence[str]] = None) -> tuple[str, ...]:

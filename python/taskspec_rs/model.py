@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from ._io import occupied
-from .config import TaskspecError
+from .errors import TaskspecError
 from .data import Dataset, encode
 
 __all__ = ["BagClassifier", "TaskModel", "default_device", "predict_ids"]

@@ -11,6 +11,9 @@ pub enum Error {
     /// A numerical failure on valid input (maps to the package's `NumericalError`).
     #[error("{0}")]
     Numerical(String),
+    /// The system refused a resource, e.g. the threads of a pool (maps to `RuntimeError`).
+    #[error("{0}")]
+    Resource(String),
 }
 
 impl Error {

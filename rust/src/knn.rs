@@ -14,11 +14,13 @@
 //! one packed base pass of 10 MiB) plus one normalised query block per
 //! thread, and one inverse norm per base row.
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 use rayon::ThreadPool;
 
 use crate::error::{Error, Result};
-use crate::matrix::MatRef;
+use crate::matrix::{check_block, MatRef};
 
 /// Query rows per tile (upper bound).
 const QUERY_BLOCK: usize = 512;
@@ -96,119 +98,151 @@ fn push_topk(sims: &mut [f32], idx: &mut [i64], s: f32, j: i64) {
     idx[pos] = j;
 }
 
-/// `k` nearest rows of `base` by cosine similarity for every row of `queries`.
+/// A checked exact kNN problem: the `k` nearest rows of `base` by cosine
+/// similarity (plus an optional per-base-row `bias`) for the rows of `queries`.
 ///
-/// * `q_inv`, `b_inv`: inverse row norms from [`inverse_norms`].
-/// * `q_offset`: global index of the first query row; with `exclude_self`
-///   query row `q_offset + i` never returns base row `q_offset + i`.
-/// * `bias`: optional per-base-row score added to the cosine similarity
-///   (e.g. `-r(x)/2` turns the ranking into CSLS); `None` for plain cosine.
-/// * `sims`, `idx`: `queries.rows() * k` outputs, best first, ties by lower index.
+/// [`Search::new`] checks the invariants the kernels rely on once; [`Search::run`]
+/// then searches any block of query rows.
+#[derive(Clone, Copy)]
+pub struct Search<'a> {
+    pub(crate) queries: MatRef<'a>,
+    pub(crate) q_inv: &'a [f32],
+    pub(crate) base: MatRef<'a>,
+    pub(crate) b_inv: &'a [f32],
+    pub(crate) bias: Option<&'a [f32]>,
+    pub(crate) k: usize,
+}
+
+impl<'a> Search<'a> {
+    /// * `q_inv`, `b_inv`: inverse row norms from [`inverse_norms`].
+    /// * `bias`: optional per-base-row score added to the cosine similarity
+    ///   (e.g. `-r(x)/2` turns the ranking into CSLS); `None` for plain cosine.
+    /// * `k`: neighbours per query row, `1..=base.rows()`.
+    pub fn new(
+        queries: MatRef<'a>,
+        q_inv: &'a [f32],
+        base: MatRef<'a>,
+        b_inv: &'a [f32],
+        bias: Option<&'a [f32]>,
+        k: usize,
+    ) -> Result<Self> {
+        let (n, m, d) = (queries.rows(), base.rows(), queries.cols());
+        if base.cols() != d {
+            return Err(Error::invalid(
+                "base",
+                format!("has {} columns but queries have {d}", base.cols()),
+            ));
+        }
+        if k == 0 || k > m {
+            return Err(Error::invalid(
+                "k",
+                format!("must be in 1..={m} (base has {m} rows), got {k}"),
+            ));
+        }
+        if n.checked_mul(k).is_none_or(|c| c > isize::MAX as usize / 8) {
+            return Err(Error::invalid(
+                "k",
+                format!("{n} x {k} neighbours do not fit in memory"),
+            ));
+        }
+        if q_inv.len() != n || b_inv.len() != m {
+            return Err(Error::invalid(
+                "norms",
+                "inverse norm counts disagree with the matrix shapes",
+            ));
+        }
+        // Anything else (NaN, zero) would leave rows without neighbours.
+        if let Some(v) = q_inv.iter().chain(b_inv).find(|v| !(v.is_normal() && **v > 0.0)) {
+            return Err(Error::invalid(
+                "norms",
+                format!("inverse norm {v} is not a positive normal number"),
+            ));
+        }
+        if let Some(b) = bias {
+            if b.len() != m {
+                return Err(Error::invalid(
+                    "bias",
+                    format!("has {} entries but base has {m} rows", b.len()),
+                ));
+            }
+            if let Some(j) = b.iter().position(|v| !v.is_finite()) {
+                return Err(Error::invalid("bias", format!("entry {j} is not finite")));
+            }
+        }
+        Ok(Search {
+            queries,
+            q_inv,
+            base,
+            b_inv,
+            bias,
+            k,
+        })
+    }
+
+    /// Search query rows `rows` into `sims`, `idx` (`rows.len() * k` each):
+    /// best first, ties by lower index.
+    pub fn run(&self, pool: &ThreadPool, rows: Range<usize>, sims: &mut [f32], idx: &mut [i64]) -> Result<()> {
+        check_block(
+            &rows,
+            self.queries.rows(),
+            self.k,
+            &[("sims", sims.len()), ("idx", idx.len())],
+        )?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let block = self.rows(rows.start, rows.end);
+        if screen_enabled() && self.base.rows() <= u32::MAX as usize {
+            crate::screen::knn_block_screened(pool, &block, sims, idx);
+        } else {
+            knn_block_fp32(pool, &block, sims, idx);
+        }
+        Ok(())
+    }
+
+    /// The same search for query rows `start..end` (in range).
+    pub(crate) fn rows(&self, start: usize, end: usize) -> Search<'a> {
+        Search {
+            queries: self.queries.slice_rows(start, end),
+            q_inv: &self.q_inv[start..end],
+            ..*self
+        }
+    }
+}
+
+/// `k` nearest rows of `base` by cosine similarity for every row of `queries`
+/// (see [`Search::new`] for the arguments): `sims`, `idx` are
+/// `queries.rows() * k` outputs, best first, ties by lower index.
 #[allow(clippy::too_many_arguments)]
 pub fn knn_block(
     pool: &ThreadPool,
     queries: MatRef<'_>,
     q_inv: &[f32],
-    q_offset: usize,
     base: MatRef<'_>,
     b_inv: &[f32],
     bias: Option<&[f32]>,
     k: usize,
-    exclude_self: bool,
     sims: &mut [f32],
     idx: &mut [i64],
 ) -> Result<()> {
-    let n = queries.rows();
-    let m = base.rows();
-    let d = queries.cols();
-    if base.cols() != d {
-        return Err(Error::invalid(
-            "base",
-            format!("has {} columns but queries have {d}", base.cols()),
-        ));
-    }
-    let limit = if exclude_self { m.saturating_sub(1) } else { m };
-    if k == 0 || k > limit {
-        return Err(Error::invalid(
-            "k",
-            format!(
-                "must be in 1..={limit} (base has {m} rows{}), got {k}",
-                if exclude_self {
-                    ", minus one for exclude_self"
-                } else {
-                    ""
-                }
-            ),
-        ));
-    }
-    if q_inv.len() != n || b_inv.len() != m || sims.len() != n * k || idx.len() != n * k {
-        return Err(Error::invalid(
-            "knn_block",
-            "buffer lengths disagree with the matrix shapes",
-        ));
-    }
-    if let Some(b) = bias {
-        if b.len() != m {
-            return Err(Error::invalid(
-                "bias",
-                format!("has {} entries but base has {m} rows", b.len()),
-            ));
-        }
-        if let Some(j) = b.iter().position(|v| !v.is_finite()) {
-            return Err(Error::invalid("bias", format!("entry {j} is not finite")));
-        }
-    }
-    if n == 0 {
-        return Ok(());
-    }
-    let search = Search {
-        queries,
-        q_inv,
-        q_offset,
-        base,
-        b_inv,
-        bias,
-        k,
-        exclude_self,
-    };
-    if screen_enabled() && m <= u32::MAX as usize {
-        crate::screen::knn_block_screened(pool, &search, sims, idx);
-    } else {
-        knn_block_fp32(pool, &search, sims, idx);
-    }
-    Ok(())
+    Search::new(queries, q_inv, base, b_inv, bias, k)?.run(pool, 0..queries.rows(), sims, idx)
 }
 
-/// The checked inputs of one [`knn_block`] call, as its kernels take them.
-#[derive(Clone, Copy)]
-pub(crate) struct Search<'a> {
-    pub queries: MatRef<'a>,
-    pub q_inv: &'a [f32],
-    pub q_offset: usize,
-    pub base: MatRef<'a>,
-    pub b_inv: &'a [f32],
-    pub bias: Option<&'a [f32]>,
-    pub k: usize,
-    pub exclude_self: bool,
-}
-
-/// Whether [`knn_block`] runs the bf16 screen: the CPU supports it and the
+/// Whether [`Search::run`] runs the bf16 screen: the CPU supports it and the
 /// environment does not ask for the `f32` kernel (`TASKSPEC_KNN_KERNEL=fp32`).
 pub fn screen_enabled() -> bool {
     crate::screen::available() && std::env::var("TASKSPEC_KNN_KERNEL").map_or(true, |v| v != "fp32")
 }
 
-/// The `f32` GEMM kernel of [`knn_block`] (arguments already checked).
+/// The `f32` GEMM kernel of [`Search::run`] (arguments already checked).
 pub(crate) fn knn_block_fp32(pool: &ThreadPool, search: &Search<'_>, sims: &mut [f32], idx: &mut [i64]) {
     let Search {
         queries,
         q_inv,
-        q_offset,
         base,
         b_inv,
         bias,
         k,
-        exclude_self,
     } = *search;
     let n = queries.rows();
     let m = base.rows();
@@ -277,10 +311,6 @@ pub(crate) fn knn_block_fp32(pool: &ThreadPool, search: &Search<'_>, sims: &mut 
                                 *t += c;
                             }
                         }
-                        let gi = q_offset + q0 + r;
-                        if exclude_self && gi >= b0 && gi < b0 + bb {
-                            trow[gi - b0] = f32::NEG_INFINITY;
-                        }
                         let srow = &mut s_out[r * k..(r + 1) * k];
                         let irow = &mut i_out[r * k..(r + 1) * k];
                         let mut thr = srow[k - 1];
@@ -303,40 +333,13 @@ pub(crate) fn knn_block_fp32(pool: &ThreadPool, search: &Search<'_>, sims: &mut 
 }
 
 /// Convenience: full search over all rows (used by tests and Rust callers).
-pub fn knn(
-    pool: &ThreadPool,
-    queries: MatRef<'_>,
-    base: MatRef<'_>,
-    k: usize,
-    exclude_self: bool,
-) -> Result<Neighbors> {
-    if exclude_self && queries.rows() != base.rows() {
-        return Err(Error::invalid(
-            "exclude_self",
-            format!(
-                "needs queries and base of the same vocabulary, got {} and {} rows",
-                queries.rows(),
-                base.rows()
-            ),
-        ));
-    }
+pub fn knn(pool: &ThreadPool, queries: MatRef<'_>, base: MatRef<'_>, k: usize) -> Result<Neighbors> {
     let q_inv = inverse_norms(pool, queries, "queries")?;
     let b_inv = inverse_norms(pool, base, "base")?;
+    let search = Search::new(queries, &q_inv, base, &b_inv, None, k)?;
     let n = queries.rows();
     let mut sims = vec![0f32; n * k];
     let mut idx = vec![0i64; n * k];
-    knn_block(
-        pool,
-        queries,
-        &q_inv,
-        0,
-        base,
-        &b_inv,
-        None,
-        k,
-        exclude_self,
-        &mut sims,
-        &mut idx,
-    )?;
+    search.run(pool, 0..n, &mut sims, &mut idx)?;
     Ok(Neighbors { k, sims, idx })
 }

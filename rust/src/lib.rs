@@ -16,10 +16,10 @@ pub mod vecio;
 mod py;
 
 pub use error::{Error, Result};
-pub use knn::{inverse_norms, knn_block, screen_enabled, Neighbors};
+pub use knn::{inverse_norms, knn_block, screen_enabled, Neighbors, Search};
 pub use llm::{combine_block, llm_weights_block};
-pub use matrix::{check_finite, MatRef};
-pub use pool::thread_pool;
+pub use matrix::MatRef;
+pub use pool::{thread_pool, MAX_THREADS};
 
 /// Build profile the library was compiled with ("release" or "debug").
 pub const BUILD_PROFILE: &str = if cfg!(debug_assertions) { "debug" } else { "release" };

@@ -1,25 +1,29 @@
 //! Locally linear mapping: per-word constrained least squares (Gram solves)
 //! and the weighted combination of task-specific source vectors.
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 use rayon::ThreadPool;
 
 use crate::error::{Error, Result};
-use crate::matrix::MatRef;
+use crate::matrix::{check_block, MatRef};
 
 /// Rows per parallel work item.
 const CHUNK: usize = 64;
 
-/// Check every neighbour index lies in `0..n_source`.
-fn check_neighbors(nbrs: &[i64], n_source: usize) -> Result<()> {
+/// Check every neighbour index of rows `first..` (the rows of `nbrs`) lies in `0..n_source`.
+fn check_neighbors(nbrs: MatRef<'_, i64>, first: usize, n_source: usize) -> Result<()> {
     if let Some((p, &v)) = nbrs
+        .data()
         .iter()
         .enumerate()
         .find(|(_, &v)| v < 0 || v as u64 >= n_source as u64)
     {
+        let (i, j) = (first + p / nbrs.cols(), p % nbrs.cols());
         return Err(Error::invalid(
             "neighbors",
-            format!("entry {p} is {v}, outside the source vocabulary 0..{n_source}"),
+            format!("entry ({i}, {j}) is {v}, outside the source vocabulary 0..{n_source}"),
         ));
     }
     Ok(())
@@ -66,41 +70,39 @@ fn solve_in_place(a: &mut [f64], b: &mut [f64], k: usize) -> bool {
     true
 }
 
-/// Reconstruction weights of each row of `y` from its neighbours in `x`.
+/// Reconstruction weights of rows `rows` of `y` from their neighbours in `x`.
 ///
 /// For row `i` with neighbours `j = nbrs[i, :]`: `C_jl = (y - x_j).(y - x_l)`
 /// accumulated in `f64`, `C += r I` with `r = reg * trace(C)` (or `reg` when
-/// the trace is 0), solve `C w = 1`, then `w /= sum(w)`. `out` is
-/// `y.rows() * k`. `row_offset` is only used to name rows in errors.
-#[allow(clippy::too_many_arguments)]
+/// the trace is 0), solve `C w = 1`, then `w /= sum(w)`. `nbrs` has one row
+/// per row of `y`; `out` holds `rows.len() * k` weights.
 pub fn llm_weights_block(
     pool: &ThreadPool,
     y: MatRef<'_>,
     x: MatRef<'_>,
-    nbrs: &[i64],
-    k: usize,
+    nbrs: MatRef<'_, i64>,
     reg: f64,
-    row_offset: usize,
+    rows: Range<usize>,
     out: &mut [f32],
 ) -> Result<()> {
-    let n = y.rows();
-    let d = y.cols();
+    let (n, d, k) = (y.rows(), y.cols(), nbrs.cols());
     if x.cols() != d {
         return Err(Error::invalid(
             "x_gen",
             format!("has {} columns but y_gen has {d}", x.cols()),
         ));
     }
-    if k == 0 || nbrs.len() != n * k || out.len() != n * k {
-        return Err(Error::invalid("neighbors", format!("must be {n} x k with k >= 1")));
-    }
-    if reg < 0.0 || !reg.is_finite() {
+    if nbrs.rows() != n || k == 0 {
         return Err(Error::invalid(
-            "reg",
-            format!("must be a finite number >= 0, got {reg}"),
+            "neighbors",
+            format!("is {} x {k}, must be {n} x k with k >= 1", nbrs.rows()),
         ));
     }
-    check_neighbors(nbrs, x.rows())?;
+    check_block(&rows, n, k, &[("weights", out.len())])?;
+    let first = rows.start;
+    let (y, nbrs) = (y.slice_rows(first, rows.end), nbrs.slice_rows(first, rows.end));
+    check_neighbors(nbrs, first, x.rows())?;
+    let nbrs = nbrs.data();
     pool.install(|| {
         out.par_chunks_mut(CHUNK * k).enumerate().try_for_each(|(c, w_out)| {
             let mut z = vec![0f64; k * d];
@@ -129,7 +131,7 @@ pub fn llm_weights_block(
                     g[j * k + j] += ridge;
                 }
                 w.fill(1.0);
-                let row = row_offset + i;
+                let row = first + i;
                 if !solve_in_place(&mut g, &mut w, k) {
                     return Err(Error::Numerical(format!(
                         "the Gram matrix of row {row} is singular (its neighbours are affinely dependent or equal to it); use reg > 0"
@@ -148,23 +150,22 @@ pub fn llm_weights_block(
     })
 }
 
-/// `out[i] = sum_j weights[i, j] * x_spec[nbrs[i, j]]`, accumulated in `f64`.
+/// `out[i] = sum_j weights[i, j] * x_spec[nbrs[i, j]]` for rows `rows` of
+/// `nbrs`, accumulated in `f64`; `weights` and `out` hold those rows.
 pub fn combine_block(
     pool: &ThreadPool,
     x_spec: MatRef<'_>,
-    nbrs: &[i64],
+    nbrs: MatRef<'_, i64>,
     weights: &[f32],
-    k: usize,
+    rows: Range<usize>,
     out: &mut [f32],
 ) -> Result<()> {
-    let e = x_spec.cols();
-    if k == 0 || nbrs.len() != weights.len() || !nbrs.len().is_multiple_of(k) || out.len() != nbrs.len() / k * e {
-        return Err(Error::invalid(
-            "weights",
-            "shape disagrees with neighbors or the output",
-        ));
-    }
-    check_neighbors(nbrs, x_spec.rows())?;
+    let (e, k) = (x_spec.cols(), nbrs.cols());
+    check_block(&rows, nbrs.rows(), k, &[("weights", weights.len())])?;
+    check_block(&rows, nbrs.rows(), e, &[("out", out.len())])?;
+    let nbrs = nbrs.slice_rows(rows.start, rows.end);
+    check_neighbors(nbrs, rows.start, x_spec.rows())?;
+    let nbrs = nbrs.data();
     if e == 0 {
         return Ok(());
     }

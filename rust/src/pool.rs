@@ -1,10 +1,11 @@
 //! Dedicated, fork-safe rayon thread pools sized by `num_threads`.
 //!
 //! Size: the explicit `num_threads`, else `TASKSPEC_NUM_THREADS`, else the
-//! number of cores. Pools are cached per size. A forked child (for example a
-//! torch `DataLoader` worker) inherits the cache but not the worker threads,
-//! so the cache remembers the process id that built it and is abandoned
-//! (leaked, never joined) when used from another process.
+//! number of cores; never more than [`MAX_THREADS`]. Pools are cached per
+//! size. A forked child (for example a torch `DataLoader` worker) inherits
+//! the cache but not the worker threads, so the cache remembers the process
+//! id that built it and is abandoned (leaked, never joined) when used from
+//! another process.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -23,22 +24,32 @@ fn cache() -> &'static Mutex<Option<Cache>> {
     CACHE.get_or_init(|| Mutex::new(None))
 }
 
-/// Number of threads to use when the caller gives none.
+/// Most threads a pool may have: far above any real machine, so a larger
+/// request is a mistake (e.g. `10**6`) and is refused before any thread starts.
+pub const MAX_THREADS: usize = 4096;
+
+/// Number of threads to use when the caller gives none: `TASKSPEC_NUM_THREADS`
+/// when it holds an integer in `1..=MAX_THREADS`, else the number of cores.
 pub fn default_num_threads() -> usize {
     if let Ok(v) = std::env::var("TASKSPEC_NUM_THREADS") {
         if let Ok(n) = v.trim().parse::<usize>() {
-            if n > 0 {
+            if (1..=MAX_THREADS).contains(&n) {
                 return n;
             }
         }
     }
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS))
 }
 
 /// The pool for `num_threads` threads (`None`: the default size).
 pub fn thread_pool(num_threads: Option<usize>) -> Result<Arc<ThreadPool>> {
     let n = match num_threads {
-        Some(0) => return Err(Error::invalid("num_threads", "must be a positive integer or None")),
+        Some(n) if !(1..=MAX_THREADS).contains(&n) => {
+            return Err(Error::invalid(
+                "num_threads",
+                format!("must be None or between 1 and {MAX_THREADS}, got {n}"),
+            ))
+        }
         Some(n) => n,
         None => default_num_threads(),
     };
@@ -60,7 +71,11 @@ pub fn thread_pool(num_threads: Option<usize>) -> Result<Arc<ThreadPool>> {
         .num_threads(n)
         .thread_name(|i| format!("taskspec-{i}"))
         .build()
-        .map_err(|e| Error::Numerical(format!("cannot start {n} threads: {e}")))?;
+        .map_err(|e| {
+            Error::Resource(format!(
+                "cannot start a pool of {n} threads ({e}); use fewer threads (num_threads or TASKSPEC_NUM_THREADS)"
+            ))
+        })?;
     let pool = Arc::new(pool);
     c.pools.insert(n, pool.clone());
     Ok(pool)

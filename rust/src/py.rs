@@ -1,4 +1,6 @@
-//! PyO3 binding: converts and validates, then runs the core without the GIL.
+//! PyO3 binding: converts arrays and maps errors, then runs the core without
+//! the GIL. User-facing validation lives in the Python wrappers; the core
+//! checks only what it needs to stay safe (its errors become `ValueError`).
 //!
 //! Heavy work runs in blocks of query rows; between blocks the GIL is taken
 //! back to honour Ctrl-C (`check_signals`) and to report progress to an
@@ -10,9 +12,9 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::error::Error;
-use crate::knn::{inverse_norms, knn_block};
+use crate::knn::{inverse_norms, Search};
 use crate::llm::{combine_block, llm_weights_block};
-use crate::matrix::{check_finite, MatRef};
+use crate::matrix::MatRef;
 use crate::pool::thread_pool;
 
 create_exception!(
@@ -35,34 +37,17 @@ fn to_py(e: Error) -> PyErr {
     match e {
         Error::InvalidInput { .. } => PyValueError::new_err(e.to_string()),
         Error::Numerical(msg) => NumericalError::new_err(msg),
+        Error::Resource(msg) => PyRuntimeError::new_err(msg),
     }
 }
 
-fn view<'a>(a: &'a PyReadonlyArray2<'_, f32>, arg: &'static str) -> PyResult<MatRef<'a>> {
+/// A C-contiguous 2-D array as a matrix view (`TypeError` otherwise).
+fn view<'a, T: numpy::Element>(a: &'a PyReadonlyArray2<'_, T>, arg: &'static str) -> PyResult<MatRef<'a, T>> {
     let shape = a.shape();
     let data = a
         .as_slice()
-        .map_err(|_| PyTypeError::new_err(format!("{arg}: expected a C-contiguous float32 array")))?;
+        .map_err(|_| PyTypeError::new_err(format!("{arg}: expected a C-contiguous {} array", a.dtype())))?;
     MatRef::new(data, shape[0], shape[1], arg).map_err(to_py)
-}
-
-fn nonempty(m: &MatRef<'_>, arg: &'static str) -> PyResult<()> {
-    if m.rows() == 0 || m.cols() == 0 {
-        return Err(PyValueError::new_err(format!(
-            "{arg}: must be non-empty, got shape ({}, {})",
-            m.rows(),
-            m.cols()
-        )));
-    }
-    Ok(())
-}
-
-fn index_view<'a>(a: &'a PyReadonlyArray2<'_, i64>, arg: &'static str) -> PyResult<(&'a [i64], usize, usize)> {
-    let shape = a.shape();
-    let data = a
-        .as_slice()
-        .map_err(|_| PyTypeError::new_err(format!("{arg}: expected a C-contiguous int64 array")))?;
-    Ok((data, shape[0], shape[1]))
 }
 
 fn bias_view<'a>(b: &'a Option<PyReadonlyArray1<'_, f32>>) -> PyResult<Option<&'a [f32]>> {
@@ -109,82 +94,45 @@ fn matrix2<'py, T: numpy::Element>(
     PyArray1::from_vec(py, v).reshape([rows, cols])
 }
 
-fn check_projection(x: &MatRef<'_>, y: &MatRef<'_>, xs: &MatRef<'_>) -> PyResult<()> {
-    nonempty(x, "x_gen")?;
-    nonempty(y, "y_gen")?;
-    nonempty(xs, "x_spec")?;
-    if x.cols() != y.cols() {
-        return Err(PyValueError::new_err(format!(
-            "y_gen: has dimension {} but x_gen has {}; the general embeddings of both languages must share one space",
-            y.cols(),
-            x.cols()
-        )));
-    }
-    if xs.rows() != x.rows() {
-        return Err(PyValueError::new_err(format!(
-            "x_spec: has {} rows but x_gen has {}; row i of both must be the same source word",
-            xs.rows(),
-            x.rows()
-        )));
-    }
-    Ok(())
+/// Inverse row norms of two matrices (named `args` in errors), computed without the GIL.
+fn norms(
+    py: Python<'_>,
+    pool: &rayon::ThreadPool,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    args: [&'static str; 2],
+) -> PyResult<(Vec<f32>, Vec<f32>)> {
+    py.detach(|| Ok::<_, Error>((inverse_norms(pool, a, args[0])?, inverse_norms(pool, b, args[1])?)))
+        .map_err(to_py)
 }
 
 type Matrix<'py, T> = Bound<'py, PyArray2<T>>;
 
-type Knn<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<i64>>);
-
 /// Exact cosine kNN (see `taskspec_rs.knn`).
 #[pyfunction]
-#[allow(clippy::too_many_arguments)]
-#[pyo3(signature = (queries, base, k, *, exclude_self=false, base_bias=None, num_threads=None, progress=None))]
+#[pyo3(signature = (queries, base, k, *, base_bias=None, num_threads=None, progress=None))]
 fn knn<'py>(
     py: Python<'py>,
     queries: PyReadonlyArray2<'py, f32>,
     base: PyReadonlyArray2<'py, f32>,
     k: usize,
-    exclude_self: bool,
     base_bias: Option<PyReadonlyArray1<'py, f32>>,
     num_threads: Option<usize>,
     progress: Option<Py<PyAny>>,
-) -> PyResult<Knn<'py>> {
+) -> PyResult<(Matrix<'py, f32>, Matrix<'py, i64>)> {
     let bias = bias_view(&base_bias)?;
     let q = view(&queries, "queries")?;
     let b = view(&base, "base")?;
-    nonempty(&q, "queries")?;
-    nonempty(&b, "base")?;
-    if q.cols() != b.cols() {
-        return Err(PyValueError::new_err(format!(
-            "base: has dimension {} but queries have {}; both must live in the same space",
-            b.cols(),
-            q.cols()
-        )));
-    }
-    if exclude_self && q.rows() != b.rows() {
-        return Err(PyValueError::new_err(format!(
-            "exclude_self: needs queries and base to be the same vocabulary, got {} and {} rows",
-            q.rows(),
-            b.rows()
-        )));
-    }
     let pool = thread_pool(num_threads).map_err(to_py)?;
+    let (q_inv, b_inv) = norms(py, &pool, q, b, ["queries", "base"])?;
+    let search = Search::new(q, &q_inv, b, &b_inv, bias, k).map_err(to_py)?;
     let n = q.rows();
-    let (q_inv, b_inv) = py
-        .detach(|| Ok::<_, Error>((inverse_norms(&pool, q, "queries")?, inverse_norms(&pool, b, "base")?)))
-        .map_err(to_py)?;
     let mut sims = vec![0f32; n * k];
     let mut idx = vec![0i64; n * k];
     for_each_block(py, n, &progress, |start, end| {
-        knn_block(
+        search.run(
             &pool,
-            q.slice_rows(start, end),
-            &q_inv[start..end],
-            start,
-            b,
-            &b_inv,
-            bias,
-            k,
-            exclude_self,
+            start..end,
             &mut sims[start * k..end * k],
             &mut idx[start * k..end * k],
         )
@@ -202,36 +150,22 @@ fn llm_weights<'py>(
     neighbors: PyReadonlyArray2<'py, i64>,
     reg: f64,
     num_threads: Option<usize>,
-) -> PyResult<Bound<'py, PyArray2<f32>>> {
+) -> PyResult<Matrix<'py, f32>> {
     let y = view(&y_gen, "y_gen")?;
     let x = view(&x_gen, "x_gen")?;
-    let (nb, nr, k) = index_view(&neighbors, "neighbors")?;
-    if nr != y.rows() {
-        return Err(PyValueError::new_err(format!(
-            "neighbors: has {nr} rows but y_gen has {}",
-            y.rows()
-        )));
-    }
+    let nb = view(&neighbors, "neighbors")?;
     let pool = thread_pool(num_threads).map_err(to_py)?;
-    let mut w = vec![0f32; y.rows() * k];
-    py.detach(|| {
-        check_finite(&pool, y, "y_gen")?;
-        check_finite(&pool, x, "x_gen")?;
-        llm_weights_block(&pool, y, x, nb, k, reg, 0, &mut w)
-    })
-    .map_err(to_py)?;
-    matrix2(py, w, y.rows(), k)
+    // One output row per neighbour row (the core checks they match y_gen).
+    let (n, k) = (nb.rows(), nb.cols());
+    let mut w = vec![0f32; n * k];
+    py.detach(|| llm_weights_block(&pool, y, x, nb, reg, 0..n, &mut w))
+        .map_err(to_py)?;
+    matrix2(py, w, n, k)
 }
-
-type Projection<'py> = (
-    Bound<'py, PyArray2<f32>>,
-    Bound<'py, PyArray2<i64>>,
-    Bound<'py, PyArray2<f32>>,
-);
 
 /// Full locally linear mapping: exact kNN, Gram solves and combination.
 #[pyfunction]
-#[pyo3(signature = (x_gen, y_gen, x_spec, k, *, reg=1e-3, exclude_self=false, row_offset=0, base_bias=None, num_threads=None, progress=None))]
+#[pyo3(signature = (x_gen, y_gen, x_spec, k, *, reg=1e-3, base_bias=None, num_threads=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn llm_project<'py>(
     py: Python<'py>,
@@ -240,68 +174,28 @@ fn llm_project<'py>(
     x_spec: PyReadonlyArray2<'py, f32>,
     k: usize,
     reg: f64,
-    exclude_self: bool,
-    row_offset: usize,
     base_bias: Option<PyReadonlyArray1<'py, f32>>,
     num_threads: Option<usize>,
     progress: Option<Py<PyAny>>,
-) -> PyResult<Projection<'py>> {
+) -> PyResult<(Matrix<'py, f32>, Matrix<'py, i64>, Matrix<'py, f32>)> {
     let bias = bias_view(&base_bias)?;
     let x = view(&x_gen, "x_gen")?;
     let y = view(&y_gen, "y_gen")?;
     let xs = view(&x_spec, "x_spec")?;
-    check_projection(&x, &y, &xs)?;
-    let n = y.rows();
-    let e = xs.cols();
-    let limit = if exclude_self { x.rows() - 1 } else { x.rows() };
-    if k == 0 || k > limit {
-        return Err(PyValueError::new_err(format!(
-            "k: must be between 1 and {limit} (x_gen has {} rows{}), got {k}",
-            x.rows(),
-            if exclude_self {
-                ", one fewer with exclude_self"
-            } else {
-                ""
-            }
-        )));
-    }
-    if exclude_self && x.rows() < row_offset + n {
-        return Err(PyValueError::new_err(format!(
-            "exclude_self: y_gen rows {row_offset}..{} must be rows of the source vocabulary itself (x_gen has {} rows)",
-            row_offset + n,
-            x.rows()
-        )));
-    }
     let pool = thread_pool(num_threads).map_err(to_py)?;
-    let (y_inv, x_inv) = py
-        .detach(|| {
-            check_finite(&pool, xs, "x_spec")?;
-            Ok::<_, Error>((inverse_norms(&pool, y, "y_gen")?, inverse_norms(&pool, x, "x_gen")?))
-        })
-        .map_err(to_py)?;
+    let (y_inv, x_inv) = norms(py, &pool, y, x, ["y_gen", "x_gen"])?;
+    let search = Search::new(y, &y_inv, x, &x_inv, bias, k).map_err(to_py)?;
+    let (n, e) = (y.rows(), xs.cols());
     let mut out = vec![0f32; n * e];
     let mut nbrs = vec![0i64; n * k];
     let mut sims = vec![0f32; n * k];
     let mut w = vec![0f32; n * k];
     for_each_block(py, n, &progress, |start, end| {
-        let yb = y.slice_rows(start, end);
-        let (nb, wb) = (&mut nbrs[start * k..end * k], &mut w[start * k..end * k]);
-        let sb = &mut sims[start * k..end * k];
-        knn_block(
-            &pool,
-            yb,
-            &y_inv[start..end],
-            row_offset + start,
-            x,
-            &x_inv,
-            bias,
-            k,
-            exclude_self,
-            sb,
-            nb,
-        )?;
-        llm_weights_block(&pool, yb, x, nb, k, reg, row_offset + start, wb)?;
-        combine_block(&pool, xs, nb, wb, k, &mut out[start * e..end * e])
+        let (kb, eb) = (start * k..end * k, start * e..end * e);
+        search.run(&pool, start..end, &mut sims[kb.clone()], &mut nbrs[kb.clone()])?;
+        let nb = MatRef::new(&nbrs, n, k, "neighbors")?;
+        llm_weights_block(&pool, y, x, nb, reg, start..end, &mut w[kb.clone()])?;
+        combine_block(&pool, xs, nb, &w[kb], start..end, &mut out[eb])
     })?;
     Ok((matrix2(py, out, n, e)?, matrix2(py, nbrs, n, k)?, matrix2(py, w, n, k)?))
 }
@@ -323,30 +217,16 @@ fn llm_project_neighbors<'py>(
     let x = view(&x_gen, "x_gen")?;
     let y = view(&y_gen, "y_gen")?;
     let xs = view(&x_spec, "x_spec")?;
-    check_projection(&x, &y, &xs)?;
-    let (nb_all, nr, k) = index_view(&neighbors, "neighbors")?;
-    let n = y.rows();
-    if nr != n {
-        return Err(PyValueError::new_err(format!(
-            "neighbors: has {nr} rows but y_gen has {n}"
-        )));
-    }
-    let e = xs.cols();
+    let nb = view(&neighbors, "neighbors")?;
     let pool = thread_pool(num_threads).map_err(to_py)?;
-    py.detach(|| {
-        check_finite(&pool, y, "y_gen")?;
-        check_finite(&pool, x, "x_gen")?;
-        check_finite(&pool, xs, "x_spec")
-    })
-    .map_err(to_py)?;
+    // One output row per neighbour row (the core checks they match y_gen).
+    let (n, k, e) = (nb.rows(), nb.cols(), xs.cols());
     let mut out = vec![0f32; n * e];
     let mut w = vec![0f32; n * k];
     for_each_block(py, n, &progress, |start, end| {
-        let yb = y.slice_rows(start, end);
-        let nb = &nb_all[start * k..end * k];
         let wb = &mut w[start * k..end * k];
-        llm_weights_block(&pool, yb, x, nb, k, reg, start, wb)?;
-        combine_block(&pool, xs, nb, wb, k, &mut out[start * e..end * e])
+        llm_weights_block(&pool, y, x, nb, reg, start..end, wb)?;
+        combine_block(&pool, xs, nb, wb, start..end, &mut out[start * e..end * e])
     })?;
     Ok((matrix2(py, out, n, e)?, matrix2(py, w, n, k)?))
 }

@@ -156,8 +156,6 @@ struct Scan<'a> {
     k: usize,
     dp: usize,
     margin: f32,
-    /// Global index of the chunk's first query row in the base, for `exclude_self`.
-    self_offset: Option<usize>,
     panels: &'a [u32],
     /// Per packed base column: bias (0 without one), NaN on padding columns.
     col_add: &'a [f32],
@@ -173,7 +171,6 @@ impl Chunk {
     /// Offer the set bits of `mask` (columns of `scores`) to query row `r`.
     #[inline(never)]
     fn offer(&mut self, sc: &Scan<'_>, r: usize, scores: &[f32; NR], mask: u32, col0: usize) {
-        let self_j = sc.self_offset.map(|o| o + self.q0 + r);
         let st = &mut self.state[r];
         let mut thr = self.thr[r];
         let mut bits = mask;
@@ -182,7 +179,7 @@ impl Chunk {
             bits &= bits - 1;
             let j = col0 + b;
             let s = scores[b];
-            if s < thr || Some(j) == self_j {
+            if s < thr {
                 continue;
             }
             st.cand.push((s, j as u32));
@@ -276,18 +273,16 @@ impl Chunk {
     }
 }
 
-/// Exact top-k by bf16 screening; same contract as [`crate::knn::knn_block`]
+/// Exact top-k by bf16 screening; same contract as [`Search::run`]
 /// after its argument checks. The caller must have checked [`available`].
 pub(crate) fn knn_block_screened(pool: &ThreadPool, search: &Search<'_>, sims: &mut [f32], idx: &mut [i64]) {
     let Search {
         queries,
         q_inv,
-        q_offset,
         base,
         b_inv,
         bias,
         k,
-        exclude_self,
     } = *search;
     debug_assert!(available());
     let n = queries.rows();
@@ -366,7 +361,6 @@ pub(crate) fn knn_block_screened(pool: &ThreadPool, search: &Search<'_>, sims: &
                 k,
                 dp,
                 margin,
-                self_offset: exclude_self.then_some(q_offset),
                 panels: &panels,
                 col_add: &col_add,
                 s0,
@@ -385,13 +379,7 @@ pub(crate) fn knn_block_screened(pool: &ThreadPool, search: &Search<'_>, sims: &
         let outputs = sims.par_chunks_mut(qb * k).zip(idx.par_chunks_mut(qb * k));
         chunks.par_iter().zip(outputs).for_each(|(ch, (s_out, i_out))| {
             if ch.fallback {
-                let rows = Search {
-                    queries: queries.slice_rows(ch.q0, ch.q0 + ch.rows),
-                    q_inv: &q_inv[ch.q0..ch.q0 + ch.rows],
-                    q_offset: q_offset + ch.q0,
-                    ..*search
-                };
-                crate::knn::knn_block_fp32(pool, &rows, s_out, i_out);
+                crate::knn::knn_block_fp32(pool, &search.rows(ch.q0, ch.q0 + ch.rows), s_out, i_out);
                 return;
             }
             let mut exact: Vec<(f64, u32)> = Vec::new();

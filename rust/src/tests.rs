@@ -5,8 +5,8 @@ use proptest::prelude::*;
 
 use crate::knn::{inverse_norms, knn, knn_block, Search};
 use crate::llm::{combine_block, llm_weights_block};
-use crate::matrix::{check_finite, MatRef};
-use crate::pool::thread_pool;
+use crate::matrix::MatRef;
+use crate::pool::{thread_pool, MAX_THREADS};
 use crate::Error;
 
 /// Deterministic clustered data: `n` rows around `c` centres.
@@ -30,7 +30,14 @@ fn clustered(n: usize, d: usize, c: usize, seed: u64) -> Vec<f32> {
 }
 
 /// Every base row of every query, scored in f64 (cosine plus `bias`), best first, ties by lower index.
-fn naive_ranked(q: &[f32], b: &[f32], d: usize, exclude_self: bool, bias: Option<&[f32]>) -> Vec<Vec<(f64, i64)>> {
+/// With `self_offset = Some(o)`, query row `i` is base row `o + i` and is left out of its own list.
+fn naive_ranked(
+    q: &[f32],
+    b: &[f32],
+    d: usize,
+    self_offset: Option<usize>,
+    bias: Option<&[f32]>,
+) -> Vec<Vec<(f64, i64)>> {
     let norm = |v: &[f32]| v.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt();
     q.chunks(d)
         .enumerate()
@@ -38,7 +45,7 @@ fn naive_ranked(q: &[f32], b: &[f32], d: usize, exclude_self: bool, bias: Option
             let mut all: Vec<(f64, i64)> = b
                 .chunks(d)
                 .enumerate()
-                .filter(|(j, _)| !(exclude_self && *j == i))
+                .filter(|(j, _)| self_offset.is_none_or(|o| *j != o + i))
                 .map(|(j, br)| {
                     let dot: f64 = qr.iter().zip(br).map(|(&x, &y)| x as f64 * y as f64).sum();
                     (
@@ -53,26 +60,39 @@ fn naive_ranked(q: &[f32], b: &[f32], d: usize, exclude_self: bool, bias: Option
         .collect()
 }
 
-fn naive(q: &[f32], b: &[f32], d: usize, k: usize, exclude_self: bool) -> Vec<Vec<(f64, i64)>> {
-    let mut all = naive_ranked(q, b, d, exclude_self, None);
+fn naive(q: &[f32], b: &[f32], d: usize, k: usize) -> Vec<Vec<(f64, i64)>> {
+    let mut all = naive_ranked(q, b, d, None, None);
     all.iter_mut().for_each(|row| row.truncate(k));
     all
 }
 
-fn check_against_naive(n: usize, m: usize, d: usize, k: usize, exclude_self: bool, threads: usize) {
+/// What the Python layer does to leave a word out of its own list: from a
+/// search of `k1 = k + 1`, drop query row `i`'s own index `offset + i` (the
+/// last neighbour when it is not among them).
+fn drop_self(s: &[f32], ix: &[i64], k1: usize, offset: usize) -> (Vec<f32>, Vec<i64>) {
+    let (mut so, mut io) = (Vec::new(), Vec::new());
+    for (i, (sr, ir)) in s.chunks(k1).zip(ix.chunks(k1)).enumerate() {
+        let own = ir.iter().position(|&j| j == (offset + i) as i64).unwrap_or(k1 - 1);
+        for t in (0..k1).filter(|&t| t != own) {
+            so.push(sr[t]);
+            io.push(ir[t]);
+        }
+    }
+    (so, io)
+}
+
+fn check_against_naive(n: usize, m: usize, d: usize, k: usize, threads: usize) {
     let pool = thread_pool(Some(threads)).unwrap();
     let b = clustered(m, d, 7, 1);
-    let q = if exclude_self { b.clone() } else { clustered(n, d, 5, 2) };
-    let n = q.len() / d;
+    let q = clustered(n, d, 5, 2);
     let res = knn(
         &pool,
         MatRef::new(&q, n, d, "q").unwrap(),
         MatRef::new(&b, m, d, "b").unwrap(),
         k,
-        exclude_self,
     )
     .unwrap();
-    let want = naive(&q, &b, d, k, exclude_self);
+    let want = naive(&q, &b, d, k);
     for i in 0..n {
         for j in 0..k {
             let (ws, wi) = want[i][j];
@@ -93,12 +113,7 @@ fn check_against_naive(n: usize, m: usize, d: usize, k: usize, exclude_self: boo
 #[test]
 fn knn_matches_naive_multi_block() {
     // More than one base tile (512) and one query block.
-    check_against_naive(300, 1300, 24, 10, false, 2);
-}
-
-#[test]
-fn knn_exclude_self_never_returns_self() {
-    check_against_naive(0, 700, 16, 5, true, 2);
+    check_against_naive(300, 1300, 24, 10, 2);
 }
 
 #[test]
@@ -112,7 +127,6 @@ fn knn_threads_agree() {
             MatRef::new(&q, 200, 20, "q").unwrap(),
             MatRef::new(&b, 900, 20, "b").unwrap(),
             7,
-            false,
         )
         .unwrap()
     };
@@ -130,7 +144,6 @@ fn knn_ties_prefer_lower_index() {
         MatRef::new(&q, 1, 2, "q").unwrap(),
         MatRef::new(&b, 4, 2, "b").unwrap(),
         3,
-        false,
     )
     .unwrap();
     assert_eq!(r.idx, vec![0, 2, 3]);
@@ -144,38 +157,39 @@ fn bad_input_is_an_error_not_a_panic() {
     assert!(matches!(err, Error::InvalidInput { arg: "base", .. }), "{err}");
     let nan = [1.0f32, f32::NAN];
     assert!(inverse_norms(&pool, MatRef::new(&nan, 1, 2, "x").unwrap(), "x").is_err());
-    assert!(check_finite(&pool, MatRef::new(&nan, 1, 2, "x").unwrap(), "x").is_err());
     assert!(MatRef::new(&nan, 2, 2, "x").is_err());
     let b = [1.0f32, 0.0, 0.0, 1.0];
     let (bi, qi) = ([1.0f32, 1.0], [1.0f32]);
     let (mut s, mut ix) = (vec![0.0; 3], vec![0; 3]);
-    let err = knn_block(
-        &pool,
+    let (q, bm) = (
         MatRef::new(&b[..2], 1, 2, "q").unwrap(),
-        &qi,
-        0,
         MatRef::new(&b, 2, 2, "b").unwrap(),
-        &bi,
-        None,
-        3,
-        false,
-        &mut s,
-        &mut ix,
     );
+    let err = knn_block(&pool, q, &qi, bm, &bi, None, 3, &mut s, &mut ix);
     assert!(matches!(err, Err(Error::InvalidInput { arg: "k", .. })));
+    // Inverse norms that are not those of real rows, and outputs of the wrong size.
+    let err = knn_block(&pool, q, &[f32::NAN], bm, &bi, None, 1, &mut s[..1], &mut ix[..1]);
+    assert!(matches!(err, Err(Error::InvalidInput { arg: "norms", .. })));
+    let search = Search::new(q, &qi, bm, &bi, None, 2).unwrap();
+    let err = search.run(&pool, 0..1, &mut s, &mut ix[..2]);
+    assert!(matches!(err, Err(Error::InvalidInput { arg: "sims", .. })));
+    let err = search.run(&pool, 0..2, &mut s[..2], &mut ix[..2]);
+    assert!(matches!(err, Err(Error::InvalidInput { arg: "rows", .. })));
     let mut w = vec![0.0; 1];
-    let err = llm_weights_block(
-        &pool,
-        MatRef::new(&b[..2], 1, 2, "y").unwrap(),
-        MatRef::new(&b, 2, 2, "x").unwrap(),
-        &[5],
-        1,
-        1e-3,
-        0,
-        &mut w,
-    );
+    let y = MatRef::new(&b[..2], 1, 2, "y").unwrap();
+    let err = llm_weights_block(&pool, y, bm, MatRef::new(&[5], 1, 1, "n").unwrap(), 1e-3, 0..1, &mut w);
     assert!(matches!(err, Err(Error::InvalidInput { arg: "neighbors", .. })));
+    // Neighbour rows must match y row for row.
+    let two = MatRef::new(&[0i64, 1], 2, 1, "n").unwrap();
+    let err = llm_weights_block(&pool, y, bm, two, 1e-3, 0..1, &mut w);
+    assert!(matches!(err, Err(Error::InvalidInput { arg: "neighbors", .. })));
+    let mut out = vec![0.0; 2];
+    let err = combine_block(&pool, bm, two, &w, 1..3, &mut out);
+    assert!(matches!(err, Err(Error::InvalidInput { arg: "rows", .. })));
     assert!(thread_pool(Some(0)).is_err());
+    // An absurd pool size is refused before any thread starts.
+    let err = thread_pool(Some(MAX_THREADS + 1)).unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { arg: "num_threads", .. }), "{err}");
 }
 
 #[test]
@@ -184,30 +198,13 @@ fn singular_gram_without_reg_is_a_numerical_error() {
     // k = 3 neighbours in 2-D: rank-deficient Gram matrix.
     let x = [1.0f32, 0.0, 0.0, 1.0, 1.0, 1.0];
     let y = [0.5f32, 0.5];
+    let (y, x) = (MatRef::new(&y, 1, 2, "y").unwrap(), MatRef::new(&x, 3, 2, "x").unwrap());
+    let nb = MatRef::new(&[0i64, 1, 2], 1, 3, "n").unwrap();
     let mut w = vec![0.0; 3];
-    let err = llm_weights_block(
-        &pool,
-        MatRef::new(&y, 1, 2, "y").unwrap(),
-        MatRef::new(&x, 3, 2, "x").unwrap(),
-        &[0, 1, 2],
-        3,
-        0.0,
-        0,
-        &mut w,
-    );
+    let err = llm_weights_block(&pool, y, x, nb, 0.0, 0..1, &mut w);
     assert!(matches!(err, Err(Error::Numerical(_))), "{err:?}");
     // With the default ridge it is solvable and sums to one.
-    llm_weights_block(
-        &pool,
-        MatRef::new(&y, 1, 2, "y").unwrap(),
-        MatRef::new(&x, 3, 2, "x").unwrap(),
-        &[0, 1, 2],
-        3,
-        1e-3,
-        0,
-        &mut w,
-    )
-    .unwrap();
+    llm_weights_block(&pool, y, x, nb, 1e-3, 0..1, &mut w).unwrap();
     assert!((w.iter().sum::<f32>() - 1.0).abs() < 1e-5);
 }
 
@@ -217,14 +214,14 @@ fn y_equal_to_a_neighbour_gets_its_weight() {
     let x = [1.0f32, 0.0, 0.0, 1.0];
     let y = [1.0f32, 0.0];
     let mut w = vec![0.0; 2];
+    let nb = MatRef::new(&[0i64, 1], 1, 2, "n").unwrap();
     llm_weights_block(
         &pool,
         MatRef::new(&y, 1, 2, "y").unwrap(),
         MatRef::new(&x, 2, 2, "x").unwrap(),
-        &[0, 1],
-        2,
+        nb,
         1e-3,
-        0,
+        0..1,
         &mut w,
     )
     .unwrap();
@@ -240,8 +237,8 @@ proptest! {
         let pool = thread_pool(Some(2)).unwrap();
         let b = clustered(m, d, 3, seed);
         let q = clustered(n, d, 2, seed + 7);
-        let r = knn(&pool, MatRef::new(&q, n, d, "q").unwrap(), MatRef::new(&b, m, d, "b").unwrap(), k, false).unwrap();
-        let want = naive(&q, &b, d, k, false);
+        let r = knn(&pool, MatRef::new(&q, n, d, "q").unwrap(), MatRef::new(&b, m, d, "b").unwrap(), k).unwrap();
+        let want = naive(&q, &b, d, k);
         for i in 0..n {
             for j in 0..k {
                 prop_assert!((want[i][j].0 - r.sims[i * k + j] as f64).abs() < 1e-5);
@@ -260,15 +257,16 @@ proptest! {
         let x = clustered(m, d, 4, seed);
         let y = clustered(n, d, 3, seed + 1);
         let nbrs: Vec<i64> = (0..n * k).map(|p| ((p * 7 + seed as usize) % m) as i64).collect();
+        let nb = MatRef::new(&nbrs, n, k, "n").unwrap();
         let mut w = vec![0f32; n * k];
-        llm_weights_block(&pool, MatRef::new(&y, n, d, "y").unwrap(), MatRef::new(&x, m, d, "x").unwrap(), &nbrs, k, 1e-3, 0, &mut w).unwrap();
+        llm_weights_block(&pool, MatRef::new(&y, n, d, "y").unwrap(), MatRef::new(&x, m, d, "x").unwrap(), nb, 1e-3, 0..n, &mut w).unwrap();
         for i in 0..n {
             let s: f32 = w[i * k..(i + 1) * k].iter().sum();
             prop_assert!((s - 1.0).abs() < 1e-4, "row {} sums to {}", i, s);
         }
         // combine with x_spec = x_gen reproduces the weighted sum
         let mut out = vec![0f32; n * d];
-        combine_block(&pool, MatRef::new(&x, m, d, "x").unwrap(), &nbrs, &w, k, &mut out).unwrap();
+        combine_block(&pool, MatRef::new(&x, m, d, "x").unwrap(), nb, &w, 0..n, &mut out).unwrap();
         for i in 0..n {
             for c in 0..d {
                 let want: f64 = (0..k).map(|j| w[i * k + j] as f64 * x[nbrs[i * k + j] as usize * d + c] as f64).sum();
@@ -288,38 +286,17 @@ fn bias_reorders_candidates() {
     let qi = inverse_norms(&pool, qm, "q").unwrap();
     let bi = inverse_norms(&pool, base, "b").unwrap();
     let (mut s, mut ix) = (vec![0.0; 2], vec![0; 2]);
-    knn_block(&pool, qm, &qi, 0, base, &bi, None, 2, false, &mut s, &mut ix).unwrap();
+    knn_block(&pool, qm, &qi, base, &bi, None, 2, &mut s, &mut ix).unwrap();
     assert_eq!(ix, vec![0, 1]);
     // A hub penalty on row 0 promotes row 1.
-    knn_block(
-        &pool,
-        qm,
-        &qi,
-        0,
-        base,
-        &bi,
-        Some(&[-0.5, 0.0, 0.0]),
-        2,
-        false,
-        &mut s,
-        &mut ix,
-    )
-    .unwrap();
+    knn_block(&pool, qm, &qi, base, &bi, Some(&[-0.5, 0.0, 0.0]), 2, &mut s, &mut ix).unwrap();
     assert_eq!(ix, vec![1, 0]);
-    let err = knn_block(&pool, qm, &qi, 0, base, &bi, Some(&[0.0]), 2, false, &mut s, &mut ix);
+    let err = knn_block(&pool, qm, &qi, base, &bi, Some(&[0.0]), 2, &mut s, &mut ix);
     assert!(matches!(err, Err(Error::InvalidInput { arg: "bias", .. })));
 }
 
 /// Run one kernel directly: the bf16 screen (`screened`) or the `f32` GEMM.
-fn run_kernel(
-    screened: bool,
-    q: &[f32],
-    b: &[f32],
-    d: usize,
-    k: usize,
-    exclude_self: bool,
-    bias: Option<&[f32]>,
-) -> (Vec<f32>, Vec<i64>) {
+fn run_kernel(screened: bool, q: &[f32], b: &[f32], d: usize, k: usize, bias: Option<&[f32]>) -> (Vec<f32>, Vec<i64>) {
     let pool = thread_pool(Some(2)).unwrap();
     let (n, m) = (q.len() / d, b.len() / d);
     let qm = MatRef::new(q, n, d, "q").unwrap();
@@ -327,16 +304,7 @@ fn run_kernel(
     let qi = inverse_norms(&pool, qm, "q").unwrap();
     let bi = inverse_norms(&pool, bm, "b").unwrap();
     let (mut s, mut ix) = (vec![0f32; n * k], vec![0i64; n * k]);
-    let search = Search {
-        queries: qm,
-        q_inv: &qi,
-        q_offset: 0,
-        base: bm,
-        b_inv: &bi,
-        bias,
-        k,
-        exclude_self,
-    };
+    let search = Search::new(qm, &qi, bm, &bi, bias, k).unwrap();
     if screened {
         crate::screen::knn_block_screened(&pool, &search, &mut s, &mut ix);
     } else {
@@ -346,10 +314,12 @@ fn run_kernel(
 }
 
 /// Both kernels return the naive f64 top-k (indices may differ only between
-/// candidates that tie within `tol`).
-fn check_kernels(q: &[f32], b: &[f32], d: usize, k: usize, exclude_self: bool, bias: Option<&[f32]>, tol: f64) {
+/// candidates that tie within `tol`). With `self_offset = Some(o)` query row
+/// `i` is base row `o + i`, excluded as the Python layer does it (a search of
+/// `k + 1`, then [`drop_self`]), which must equal the naive list without it.
+fn check_kernels(q: &[f32], b: &[f32], d: usize, k: usize, self_offset: Option<usize>, bias: Option<&[f32]>, tol: f64) {
     let n = q.len() / d;
-    let want = naive_ranked(q, b, d, exclude_self, bias);
+    let want = naive_ranked(q, b, d, self_offset, bias);
     let kernels: &[bool] = if crate::screen::available() {
         &[false, true]
     } else {
@@ -358,7 +328,13 @@ fn check_kernels(q: &[f32], b: &[f32], d: usize, k: usize, exclude_self: bool, b
     for &screened in kernels {
         // The screen re-ranks in f64: it must agree to float32 output precision.
         let tol = if screened { 1e-7 } else { tol };
-        let (s, ix) = run_kernel(screened, q, b, d, k, exclude_self, bias);
+        let (s, ix) = match self_offset {
+            None => run_kernel(screened, q, b, d, k, bias),
+            Some(o) => {
+                let (s, ix) = run_kernel(screened, q, b, d, k + 1, bias);
+                drop_self(&s, &ix, k + 1, o)
+            }
+        };
         for i in 0..n {
             for j in 0..k {
                 let (ws, wi) = want[i][j];
@@ -375,7 +351,7 @@ fn check_kernels(q: &[f32], b: &[f32], d: usize, k: usize, exclude_self: bool, b
                         alt.0
                     );
                 }
-                assert!(!(exclude_self && gi == i as i64));
+                assert!(self_offset.is_none_or(|o| gi != (o + i) as i64));
             }
         }
     }
@@ -387,7 +363,7 @@ fn screen_matches_naive_at_embedding_width() {
     for d in [300, 301] {
         let b = clustered(2100, d, 40, 11);
         let q = clustered(700, d, 30, 12);
-        check_kernels(&q, &b, d, 10, false, None, 1e-5);
+        check_kernels(&q, &b, d, 10, None, None, 1e-5);
     }
 }
 
@@ -405,7 +381,7 @@ fn screen_crosses_base_passes_and_narrow_rows() {
     ] {
         let b = clustered(m, d, 25, 13);
         let q = clustered(n, d, 5, 14);
-        check_kernels(&q, &b, d, 12, false, None, 1e-5);
+        check_kernels(&q, &b, d, 12, None, None, 1e-5);
     }
 }
 
@@ -426,18 +402,18 @@ fn screen_handles_near_ties_and_duplicates() {
     b[7 * d..8 * d].copy_from_slice(&first);
     b[1999 * d..2000 * d].copy_from_slice(&first);
     let q: Vec<f32> = first.clone();
-    check_kernels(&q, &b, d, 20, false, None, 1e-5);
-    let (_, ix) = run_kernel(crate::screen::available(), &q, &b, d, 3, false, None);
+    check_kernels(&q, &b, d, 20, None, None, 1e-5);
+    let (_, ix) = run_kernel(crate::screen::available(), &q, &b, d, 3, None);
     assert_eq!(ix, vec![0, 7, 1999]);
 }
 
 #[test]
-fn screen_with_bias_and_exclude_self() {
+fn screen_with_bias_and_exclusion() {
     let d = 48;
     let b = clustered(1500, d, 20, 17);
     let bias: Vec<f32> = (0..1500).map(|j| -0.3 * ((j * 37 % 101) as f32 / 101.0)).collect();
-    check_kernels(&b, &b, d, 9, true, Some(&bias), 1e-5);
-    check_kernels(&b[..100 * d], &b, d, 1, false, Some(&bias), 1e-5);
+    check_kernels(&b, &b, d, 9, Some(0), Some(&bias), 1e-5);
+    check_kernels(&b[..100 * d], &b, d, 1, None, Some(&bias), 1e-5);
 }
 
 #[test]
@@ -448,7 +424,7 @@ fn screen_threads_agree_and_large_k() {
     let d = 40;
     let b = clustered(1000, d, 9, 18);
     let q = clustered(150, d, 4, 19);
-    check_kernels(&q, &b, d, 1000, false, None, 1e-5);
+    check_kernels(&q, &b, d, 1000, None, None, 1e-5);
     let pool1 = thread_pool(Some(1)).unwrap();
     let pool2 = thread_pool(Some(2)).unwrap();
     let qm = MatRef::new(&q, 150, d, "q").unwrap();
@@ -457,16 +433,7 @@ fn screen_threads_agree_and_large_k() {
     let bi = inverse_norms(&pool1, bm, "b").unwrap();
     let run = |pool: &rayon::ThreadPool| {
         let (mut s, mut ix) = (vec![0f32; 150 * 7], vec![0i64; 150 * 7]);
-        let search = Search {
-            queries: qm,
-            q_inv: &qi,
-            q_offset: 0,
-            base: bm,
-            b_inv: &bi,
-            bias: None,
-            k: 7,
-            exclude_self: false,
-        };
+        let search = Search::new(qm, &qi, bm, &bi, None, 7).unwrap();
         crate::screen::knn_block_screened(pool, &search, &mut s, &mut ix);
         (s, ix)
     };
@@ -485,46 +452,24 @@ fn screen_bounds_candidates_when_everything_ties() {
     for m in [1800, 20000] {
         let b: Vec<f32> = row.iter().cycle().take(m * d).copied().collect();
         for screened in [false, crate::screen::available()] {
-            let (s, ix) = run_kernel(screened, &q, &b, d, 5, false, None);
+            let (s, ix) = run_kernel(screened, &q, &b, d, 5, None);
             assert_eq!(ix, [0, 1, 2, 3, 4].repeat(3), "m={m} screened={screened}");
             assert!(s.iter().all(|&v| (v - 1.0).abs() < 1e-6));
         }
-        let (_, ix) = run_kernel(crate::screen::available(), &b[..4 * d], &b, d, 3, true, None);
+        // Exclusion (k + 1, then drop the row itself) among exact ties.
+        let (s, ix) = run_kernel(crate::screen::available(), &b[..4 * d], &b, d, 4, None);
+        let (_, ix) = drop_self(&s, &ix, 4, 0);
         assert_eq!(ix, vec![1, 2, 3, 0, 2, 3, 0, 1, 3, 0, 1, 2]);
     }
 }
 
 #[test]
-fn screen_exclude_self_with_row_offset() {
-    // A later block of the same vocabulary: query row i is base row 100 + i.
-    if !crate::screen::available() {
-        return;
-    }
+fn exclusion_by_one_more_neighbour_in_a_later_block() {
+    // Query row i is base row 100 + i (a later block of the same vocabulary):
+    // searching k + 1 and dropping the row itself gives the list without it.
     let (d, m, k) = (24, 900, 6);
-    let pool = thread_pool(Some(2)).unwrap();
     let b = clustered(m, d, 12, 21);
-    let bm = MatRef::new(&b, m, d, "b").unwrap();
-    let bi = inverse_norms(&pool, bm, "b").unwrap();
-    let qm = bm.slice_rows(100, 250);
-    let (mut s, mut ix) = (vec![0f32; 150 * k], vec![0i64; 150 * k]);
-    let search = Search {
-        queries: qm,
-        q_inv: &bi[100..250],
-        q_offset: 100,
-        base: bm,
-        b_inv: &bi,
-        bias: None,
-        k,
-        exclude_self: true,
-    };
-    crate::screen::knn_block_screened(&pool, &search, &mut s, &mut ix);
-    let (mut s2, mut ix2) = (vec![0f32; 150 * k], vec![0i64; 150 * k]);
-    crate::knn::knn_block_fp32(&pool, &search, &mut s2, &mut ix2);
-    for i in 0..150 {
-        assert!(!ix[i * k..(i + 1) * k].contains(&(100 + i as i64)));
-    }
-    assert_eq!(ix, ix2);
-    assert!(s.iter().zip(&s2).all(|(a, b)| (a - b).abs() < 1e-5));
+    check_kernels(&b[100 * d..250 * d], &b, d, k, Some(100), None, 1e-5);
 }
 
 proptest! {
@@ -538,6 +483,6 @@ proptest! {
         let b = clustered(m, d, centres, seed);
         let q = clustered(n, d, centres, seed + 3);
         let bias: Vec<f32> = (0..m).map(|j| -0.05 * ((j * 13 % 7) as f32)).collect();
-        check_kernels(&q, &b, d, k, false, use_bias.then_some(&bias[..]), 1e-5);
+        check_kernels(&q, &b, d, k, None, use_bias.then_some(&bias[..]), 1e-5);
     }
 }

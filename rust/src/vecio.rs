@@ -154,51 +154,36 @@ pub trait Real: Copy + Default + Send + Sync + PartialEq + fmt::Debug + 'static 
     fn push_repr(self, buf: &mut ryu::Buffer, out: &mut Vec<u8>);
 }
 
-impl Real for f32 {
-    #[inline]
-    fn parse_prefix(s: &[u8]) -> Option<(Self, usize)> {
-        fast_float2::parse_partial::<f32, _>(s).ok()
-    }
-    #[inline]
-    fn finite(self) -> bool {
-        self.is_finite()
-    }
-    #[inline]
-    fn from_f32(v: f32) -> Self {
-        v
-    }
-    #[inline]
-    fn to_f32(self) -> f32 {
-        self
-    }
-    #[inline]
-    fn push_repr(self, buf: &mut ryu::Buffer, out: &mut Vec<u8>) {
-        out.extend_from_slice(buf.format_finite(self).as_bytes());
-    }
+/// `Real` for a float type: parsing, printing and conversions are the same code.
+macro_rules! impl_real {
+    ($t:ty) => {
+        impl Real for $t {
+            #[inline]
+            fn parse_prefix(s: &[u8]) -> Option<(Self, usize)> {
+                fast_float2::parse_partial::<$t, _>(s).ok()
+            }
+            #[inline]
+            fn finite(self) -> bool {
+                self.is_finite()
+            }
+            #[inline]
+            fn from_f32(v: f32) -> Self {
+                v as $t
+            }
+            #[inline]
+            fn to_f32(self) -> f32 {
+                self as f32
+            }
+            #[inline]
+            fn push_repr(self, buf: &mut ryu::Buffer, out: &mut Vec<u8>) {
+                out.extend_from_slice(buf.format_finite(self).as_bytes());
+            }
+        }
+    };
 }
 
-impl Real for f64 {
-    #[inline]
-    fn parse_prefix(s: &[u8]) -> Option<(Self, usize)> {
-        fast_float2::parse_partial::<f64, _>(s).ok()
-    }
-    #[inline]
-    fn finite(self) -> bool {
-        self.is_finite()
-    }
-    #[inline]
-    fn from_f32(v: f32) -> Self {
-        v as f64
-    }
-    #[inline]
-    fn to_f32(self) -> f32 {
-        self as f32
-    }
-    #[inline]
-    fn push_repr(self, buf: &mut ryu::Buffer, out: &mut Vec<u8>) {
-        out.extend_from_slice(buf.format_finite(self).as_bytes());
-    }
-}
+impl_real!(f32);
+impl_real!(f64);
 
 /// Vectors read from a file: `words[i]` is row `i` of the row-major `data`.
 #[derive(Clone, Debug, PartialEq)]
