@@ -7,6 +7,9 @@
   similarity row, then a batched matrix inverse per word.
 * ``sklearn_llm``: scikit-learn ``NearestNeighbors`` (brute, cosine) +
   ``barycenter_weights`` (the LLE weight solver).
+
+The LLM peers take ``(x_gen, x_spec, y_gen, k)`` in the order of
+``taskspec_rs.llm_project``.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ def numpy_knn(q: np.ndarray, b: np.ndarray, k: int):
     return sims, idx
 
 
-def numpy_solves(y: np.ndarray, x: np.ndarray, x_spec: np.ndarray, nbrs: np.ndarray, reg: float = 1e-3):
+def numpy_solves(x: np.ndarray, x_spec: np.ndarray, y: np.ndarray, nbrs: np.ndarray, reg: float = 1e-3):
     n, k = nbrs.shape
     out = np.empty((n, x_spec.shape[1]), np.float32)
     for s in range(0, n, BLOCK):
@@ -59,12 +62,12 @@ def numpy_solves(y: np.ndarray, x: np.ndarray, x_spec: np.ndarray, nbrs: np.ndar
     return out
 
 
-def faiss_llm(x: np.ndarray, y: np.ndarray, x_spec: np.ndarray, k: int, threads: int = 2):
+def faiss_llm(x: np.ndarray, x_spec: np.ndarray, y: np.ndarray, k: int, threads: int = 2):
     _, nbrs = faiss_knn(y, x, k, threads)
-    return numpy_solves(y, x, x_spec, nbrs)
+    return numpy_solves(x, x_spec, y, nbrs)
 
 
-def paper_llm(x: np.ndarray, y: np.ndarray, x_spec: np.ndarray, k: int, reg: float = 1e-3):
+def paper_llm(x: np.ndarray, x_spec: np.ndarray, y: np.ndarray, k: int, reg: float = 1e-3):
     """The paper's algorithm: full argsort of each similarity row, batched inverse."""
     xn = normalise(x).T.copy()
     yn = normalise(y)
@@ -82,7 +85,7 @@ def paper_llm(x: np.ndarray, y: np.ndarray, x_spec: np.ndarray, k: int, reg: flo
     return out
 
 
-def sklearn_llm(x: np.ndarray, y: np.ndarray, x_spec: np.ndarray, k: int, threads: int = 2, reg: float = 1e-3):
+def sklearn_llm(x: np.ndarray, x_spec: np.ndarray, y: np.ndarray, k: int, threads: int = 2, reg: float = 1e-3):
     from sklearn.manifold._locally_linear import barycenter_weights
     from sklearn.neighbors import NearestNeighbors
 

@@ -38,7 +38,8 @@ def test_hnsw_vs_exact(benchmark, data):
         t = time.perf_counter()
         index = ts.HnswIndex(x, num_threads=THREADS)
         build = time.perf_counter() - t
-        out, nb, _ = ts.llm_project(x, y, xs, K, knn="hnsw", hnsw=index, num_threads=THREADS, return_neighbors=True)
+        projector = ts.LLMProjector(K, backend="hnsw", index=index, num_threads=THREADS).fit(x, xs)
+        nb = projector.project(y).neighbors
         return build, nb
 
     build, nb = benchmark.pedantic(run, rounds=1, iterations=1)

@@ -15,8 +15,8 @@ def data():
     x = clustered(N_SOURCE, seed=3)
     y = clustered(N_TARGET, seed=4)
     x_spec = np.random.default_rng(5).standard_normal((N_SOURCE, DIM), dtype=np.float32)
-    ref = ts.llm_project(x, y, x_spec, K, num_threads=THREADS)
-    return x, y, x_spec, ref
+    ref = ts.llm_project(x, x_spec, y, K, num_threads=THREADS)
+    return x, x_spec, y, ref
 
 
 def _run(benchmark, name, fn, ref):
@@ -40,17 +40,17 @@ def _run(benchmark, name, fn, ref):
 
 @pytest.mark.benchmark(group="llm-10k-x-100k")
 def test_llm_taskspec(benchmark, data):
-    x, y, xs, ref = data
-    _run(benchmark, "taskspec_rs.llm_project", lambda: ts.llm_project(x, y, xs, K, num_threads=THREADS), ref)
+    x, xs, y, ref = data
+    _run(benchmark, "taskspec_rs.llm_project", lambda: ts.llm_project(x, xs, y, K, num_threads=THREADS), ref)
 
 
 @pytest.mark.benchmark(group="llm-10k-x-100k")
 def test_llm_taskspec_f32_kernel(benchmark, data, monkeypatch):
     """The portable f32 GEMM kernel, used where the CPU lacks AVX512-BF16."""
-    x, y, xs, ref = data
+    x, xs, y, ref = data
     monkeypatch.setenv("TASKSPEC_KNN_KERNEL", "fp32")
     _run(
-        benchmark, "taskspec_rs.llm_project, f32 kernel", lambda: ts.llm_project(x, y, xs, K, num_threads=THREADS), ref
+        benchmark, "taskspec_rs.llm_project, f32 kernel", lambda: ts.llm_project(x, xs, y, K, num_threads=THREADS), ref
     )
 
 
@@ -59,16 +59,16 @@ def test_llm_faiss_numpy(benchmark, data):
     pytest.importorskip("faiss")
     from peers import faiss_llm
 
-    x, y, xs, ref = data
-    _run(benchmark, "faiss kNN + numpy solves", lambda: faiss_llm(x, y, xs, K, THREADS), ref)
+    x, xs, y, ref = data
+    _run(benchmark, "faiss kNN + numpy solves", lambda: faiss_llm(x, xs, y, K, THREADS), ref)
 
 
 @pytest.mark.benchmark(group="llm-10k-x-100k")
 def test_llm_paper_numpy(benchmark, data):
     from peers import paper_llm
 
-    x, y, xs, ref = data
-    _run(benchmark, "paper algorithm (numpy)", lambda: paper_llm(x, y, xs, K), ref)
+    x, xs, y, ref = data
+    _run(benchmark, "paper algorithm (numpy)", lambda: paper_llm(x, xs, y, K), ref)
 
 
 @pytest.mark.benchmark(group="llm-10k-x-100k")
@@ -76,7 +76,7 @@ def test_llm_sklearn(benchmark, data):
     pytest.importorskip("sklearn")
     from peers import sklearn_llm
 
-    x, y, xs, ref = data
+    x, xs, y, ref = data
     _run(
-        benchmark, "scikit-learn NearestNeighbors + barycenter_weights", lambda: sklearn_llm(x, y, xs, K, THREADS), ref
+        benchmark, "scikit-learn NearestNeighbors + barycenter_weights", lambda: sklearn_llm(x, xs, y, K, THREADS), ref
     )

@@ -30,7 +30,7 @@ SCRIPT = textwrap.dedent(
         f.write("5")  # reset the peak resident set size (VmHWM) to the current one
     before = status("VmRSS")
     t = time.perf_counter()
-    out = ts.llm_project(x, y, xs, 10, num_threads=int(sys.argv[2]))
+    out = ts.llm_project(x, xs, y, 10, num_threads=int(sys.argv[2]))
     t = time.perf_counter() - t
     print(status("VmHWM") - before, t, out.nbytes / 2**20)
     """

@@ -35,14 +35,14 @@ def test_scale_run_hnsw(tmp_path):
     t0 = time.perf_counter()
     index = ts.HnswIndex(x, num_threads=THREADS, progress=True)
     build = time.perf_counter() - t0
-    ts.llm_project(x, y, xs, K, knn="hnsw", hnsw=index, out=out, num_threads=THREADS, progress=True)
+    ts.llm_project(x, xs, y, K, backend="hnsw", index=index, out=out, num_threads=THREADS, progress=True)
     out.flush()
     total = time.perf_counter() - t0
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     # Spot-check a sample against the exact path.
     rows = np.random.default_rng(0).choice(N_TARGET, 2000, replace=False)
     rows.sort()
-    exact = ts.llm_project(x, np.asarray(y[rows]), xs, K, num_threads=THREADS)
+    exact = ts.llm_project(x, xs, np.asarray(y[rows]), K, num_threads=THREADS)
     agree = float(np.isclose(out[rows], exact, atol=1e-3).all(axis=1).mean())
     row = {
         "n_source": N_SOURCE,

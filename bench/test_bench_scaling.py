@@ -20,28 +20,28 @@ def data(m: int):
         x = embedding_like(m, seed=21)
         _cache[m] = (
             x,
-            embedding_like(N_TARGET, seed=22),
             np.random.default_rng(23).standard_normal((m, DIM), dtype=np.float32),
+            embedding_like(N_TARGET, seed=22),
         )
     return _cache[m]
 
 
 def impls():
-    def exact(x, y, xs):
-        return ts.llm_project(x, y, xs, K, num_threads=THREADS)
+    def exact(x, xs, y):
+        return ts.llm_project(x, xs, y, K, num_threads=THREADS)
 
-    def hnsw(x, y, xs):  # index build included
-        return ts.llm_project(x, y, xs, K, knn="hnsw", num_threads=THREADS)
+    def hnsw(x, xs, y):  # index build included
+        return ts.llm_project(x, xs, y, K, backend="hnsw", num_threads=THREADS)
 
-    def faiss_numpy(x, y, xs):
+    def faiss_numpy(x, xs, y):
         from peers import faiss_llm
 
-        return faiss_llm(x, y, xs, K, THREADS)
+        return faiss_llm(x, xs, y, K, THREADS)
 
-    def paper(x, y, xs):
+    def paper(x, xs, y):
         from peers import paper_llm
 
-        return paper_llm(x, y, xs, K)
+        return paper_llm(x, xs, y, K)
 
     return {"taskspec-rs exact": exact, "taskspec-rs hnsw": hnsw, "faiss + numpy": faiss_numpy, "paper (numpy)": paper}
 
@@ -54,6 +54,6 @@ def test_scaling(benchmark, m, impl):
     if impl == "faiss + numpy":
         pytest.importorskip("faiss")
     benchmark.group = f"scaling-{m}"
-    x, y, xs = data(m)
-    benchmark.pedantic(impls()[impl], args=(x, y, xs), rounds=1, iterations=1)
+    x, xs, y = data(m)
+    benchmark.pedantic(impls()[impl], args=(x, xs, y), rounds=1, iterations=1)
     record("scaling", {"impl": impl, "n_source": m, "n_target": N_TARGET, "seconds": benchmark.stats.stats.min})

@@ -315,9 +315,12 @@ def test_duplicates_keep_first(tmp_path, ext):
     w, y = ts.load_vectors(p)
     assert w == ["a", "b", "c"]
     np.testing.assert_array_equal(y, x[[0, 1, 3]])
-    w, y, dropped = ts.load_vectors(p, return_dropped=True)
+    loaded = ts.load_vectors(p)
+    w, y = loaded
+    dropped = loaded.dropped
+    assert loaded.words is w and loaded.vectors is y
     assert dropped == 3 and len(w) == 3
-    assert ts.load_vectors(p, return_dropped=True, limit=2)[2] == 0
+    assert ts.load_vectors(p, limit=2).dropped == 0
     with pytest.raises(ValueError, match="duplicate word 'a'|duplicate word \"a\"") as info:
         ts.load_vectors(p, duplicates="error")
     where = {".vec": "line 4", ".bin": "entry 3", ".npy": "line 3"}[ext]

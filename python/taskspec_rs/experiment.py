@@ -177,7 +177,8 @@ def _load_target(t_cfg: LanguageConfig, config: ExperimentConfig, labels: list[s
     data = load_language(t_cfg, labels=labels, rescale=opts.rescale, normalize=opts.normalize)
     if data.embeddings.dim != dim:
         raise TaskspecError(
-            f"embedding dimension mismatch: {t_cfg.embeddings} ({data.lang}) has {data.embeddings.dim}, source has {dim}"
+            f"embedding dimension mismatch: {t_cfg.embeddings} ({data.lang}) has {data.embeddings.dim},"
+            f" source has {dim}"
         )
     dev_head = data.dev.head(config.tasklang_dev_size) if data.dev else None
     vocab = data.needed_embeddings([data.test, dev_head])

@@ -208,9 +208,7 @@ def exclusion(exclude: Any, exclude_self: bool, n: int, m: int) -> Optional[np.n
         if exclude is not None:
             raise ValueError("exclude: give either exclude or exclude_self, not both")
         if n != m:
-            raise ValueError(
-                f"exclude_self: needs queries and base to be the same vocabulary, got {n} and {m} rows"
-            )
+            raise ValueError(f"exclude_self: needs queries and base to be the same vocabulary, got {n} and {m} rows")
         return np.arange(n, dtype=np.int64)
     if exclude is None:
         return None

@@ -192,7 +192,9 @@ class LLMProjector:
         self.x_gen_, self.x_spec_ = _source(x_gen, x_spec)
         self.index_ = None
         if self.backend == "hnsw":
-            self.index_, _ = resolve_index(self.index, self.x_gen_, num_threads=self.num_threads, progress=self.progress)
+            self.index_, _ = resolve_index(
+                self.index, self.x_gen_, num_threads=self.num_threads, progress=self.progress
+            )
         return self
 
     def _options(self, progress: Progress = False) -> SearchOptions:

@@ -35,8 +35,8 @@ UTF-8, blank lines between rows, fewer or more rows than the header
 declares. A missing file raises :class:`FileNotFoundError`.
 
 Duplicate words: the first occurrence wins and later rows are dropped
-(``duplicates="keep_first"``, the default; ``return_dropped=True`` also
-returns how many were dropped), or ``duplicates="error"`` raises naming both
+(``duplicates="keep_first"``, the default; the result's ``dropped`` attribute
+counts them), or ``duplicates="error"`` raises naming both
 lines. No warning is emitted.
 
 Writes are atomic: the data goes to a temporary file in the target
@@ -59,7 +59,7 @@ from . import _core
 from ._checks import check_num_threads
 from ._io import atomic_write
 
-__all__ = ["load_vectors", "save_vectors"]
+__all__ = ["LoadedVectors", "load_vectors", "save_vectors"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -123,6 +123,31 @@ def _words_path(path: str) -> str:
     return stem + ".words.txt"
 
 
+class LoadedVectors(tuple):
+    """The result of :func:`load_vectors`: unpacks as ``(words, vectors)``.
+
+    Attributes
+    ----------
+    words : list of str
+    vectors : ndarray
+    dropped : int
+        Rows dropped as duplicate words (``duplicates="keep_first"``).
+    """
+
+    def __new__(cls, words: list, vectors: np.ndarray, dropped: int = 0) -> LoadedVectors:
+        self = super().__new__(cls, (words, vectors))
+        self.dropped = int(dropped)
+        return self
+
+    @property
+    def words(self) -> list:
+        return self[0]
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return self[1]
+
+
 def load_vectors(
     path: PathLike,
     *,
@@ -130,9 +155,8 @@ def load_vectors(
     dtype: Any = "float32",
     format: Optional[str] = None,
     duplicates: str = "keep_first",
-    return_dropped: bool = False,
     num_threads: Optional[int] = None,
-):
+) -> LoadedVectors:
     """Load word vectors from a text, binary or ``.npy`` file.
 
     Parameters
@@ -150,19 +174,16 @@ def load_vectors(
     duplicates : {"keep_first", "error"}, keyword-only
         A word seen again: drop the later row, or raise :class:`ValueError`
         naming both lines.
-    return_dropped : bool, keyword-only
-        Also return the number of rows dropped as duplicates.
     num_threads : int, optional, keyword-only
         Threads parsing a text file; default ``TASKSPEC_NUM_THREADS`` or all cores.
 
     Returns
     -------
-    words : list of str
-        ``words[i]`` is the word of ``vectors[i]``, in file order.
-    vectors : ndarray, shape (len(words), dim)
-        C-contiguous, of the requested dtype.
-    dropped : int
-        Only with ``return_dropped=True``.
+    LoadedVectors
+        Unpacks as ``words, vectors``: ``words[i]`` (str) is the word of
+        ``vectors[i]``, in file order; ``vectors`` is C-contiguous, of the
+        requested dtype, shape ``(len(words), dim)``. Its ``dropped``
+        attribute counts the rows dropped as duplicates.
 
     Raises
     ------
@@ -193,9 +214,7 @@ def load_vectors(
         )
         if dt == np.float16:
             vectors = vectors.astype(np.float16)
-    if return_dropped:
-        return words, vectors, dropped
-    return words, vectors
+    return LoadedVectors(words, vectors, dropped)
 
 
 def _read_words(path: str, n_rows: int, limit: Optional[int], npy_path: str) -> list[str]:
