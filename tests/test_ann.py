@@ -73,19 +73,19 @@ def test_index_reused_across_k_matches_exact_llm():
 
 
 def test_hnsw_bad_input():
-    with pytest.raises(ValueError, match="hnsw: unknown parameter"):
+    with pytest.raises(ValueError, match="index: unknown HNSW parameter"):
         ts.knn(Y, X, 3, backend="hnsw", index={"m": 3})
-    with pytest.raises(TypeError, match="hnsw: expected None, a dict"):
+    with pytest.raises(TypeError, match="index: expected None, a dict"):
         ts.knn(Y, X, 3, backend="hnsw", index=[16])
-    with pytest.raises(ValueError, match="hnsw: M must be a positive int"):
+    with pytest.raises(ValueError, match="M: must be a positive int"):
         ts.knn(Y, X, 3, backend="hnsw", index={"M": 0})
     with pytest.raises(ValueError, match="backend: must be one of"):
         ts.knn(Y, X, 3, backend="annoy")
     with pytest.raises(ValueError, match="index: HNSW parameters were given"):
         ts.llm_project(X, XS, Y, 3, index={"M": 8})
-    with pytest.raises(ValueError, match="hnsw: the index holds"):
+    with pytest.raises(ValueError, match="index: the HNSW index holds"):
         ts.llm_project(X[:100], XS[:100], Y, 3, backend="hnsw", index=HnswIndex(X))
-    with pytest.raises(ValueError, match="hnsw: the index holds"):
+    with pytest.raises(ValueError, match="index: the HNSW index holds"):
         ts.knn(Y, X[:100], 3, backend="hnsw", index=HnswIndex(X))
     with pytest.raises(ValueError, match="metric: 'csls' needs an exact search"):
         ts.knn(Y, X, 3, backend="hnsw", metric="csls")

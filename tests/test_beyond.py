@@ -102,7 +102,9 @@ def test_csls_k_is_clipped_to_the_rows_available():
     np.testing.assert_array_equal(
         ts.llm_project(X, XS, y, 3, metric="csls", csls_k=50), ts.llm_project(X, XS, y, 3, metric="csls", csls_k=5)
     )
-    np.testing.assert_array_equal(ts.hub_scores(X, X, 5000, exclude_self=True), ts.hub_scores(X, X, 1499, exclude_self=True))
+    np.testing.assert_array_equal(
+        ts.hub_scores(X, X, 5000, exclude_self=True), ts.hub_scores(X, X, 1499, exclude_self=True)
+    )
 
 
 def test_hub_scores_and_hubness_values():

@@ -351,8 +351,7 @@ def test_non_finite_rejected(where, value):
 def test_non_finite_rejected_in_projection(arg):
     inputs = {"x_gen": X.copy(), "y_gen": Y.copy(), "x_spec": XS.copy()}
     inputs[arg][5, 0] = np.nan
-    # x_gen / y_gen rows are checked one by one (cosine needs them); x_spec as a whole.
-    msg = "x_spec: contains NaN or inf" if arg == "x_spec" else f"{arg}: row 5 contains NaN or inf"
+    msg = f"{arg}: row 5 contains NaN or inf"
     with pytest.raises(ValueError, match=msg):
         ts.llm_project(inputs["x_gen"], inputs["x_spec"], inputs["y_gen"], 3)
     with pytest.raises(ValueError, match=arg):

@@ -62,7 +62,7 @@ class HnswIndex:
 
         for name, v in (("M", M), ("ef_construction", ef_construction), ("ef", ef)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
-                raise ValueError(f"hnsw: {name} must be a positive int, got {v!r}")
+                raise ValueError(f"{name}: must be a positive int (an HNSW parameter), got {v!r}")
         b = as_matrix(base, "base")
         check_rows(b, "base")
         self.size, self.dim = b.shape
@@ -124,18 +124,18 @@ def resolve_index(
     if isinstance(hnsw, HnswIndex):
         if (hnsw.size, hnsw.dim) != x.shape:
             raise ValueError(
-                f"hnsw: the index holds {hnsw.size} x {hnsw.dim} vectors but x_gen/base is {x.shape[0]} x {x.shape[1]}"
+                f"index: the HNSW index holds {hnsw.size} x {hnsw.dim} vectors but x_gen/base is {x.shape[0]} x {x.shape[1]}"
             )
         return hnsw, None
     params = dict(DEFAULT_HNSW)
     if hnsw is not None:
         if not isinstance(hnsw, Mapping):
             raise TypeError(
-                f"hnsw: expected None, a dict of M/ef_construction/ef or an HnswIndex, got {type(hnsw).__name__}"
+                f"index: expected None, a dict of M/ef_construction/ef or an HnswIndex, got {type(hnsw).__name__}"
             )
         unknown = set(hnsw) - set(DEFAULT_HNSW)
         if unknown:
-            raise ValueError(f"hnsw: unknown parameter(s) {sorted(unknown)}; allowed: M, ef_construction, ef")
+            raise ValueError(f"index: unknown HNSW parameter(s) {sorted(unknown)}; allowed: M, ef_construction, ef")
         params.update(hnsw)
     index = HnswIndex(x, num_threads=num_threads, progress=progress, **params)
     return index, params["ef"]

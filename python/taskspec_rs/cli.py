@@ -12,10 +12,16 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import ALL_METHODS, TOKENIZERS, DataOptions, load_config, parse_methods
 from .errors import TaskspecError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .align import AlignReport
+    from .data import Embeddings
 
 __all__ = ["main"]
 
@@ -231,7 +237,7 @@ def _read_pairs(path: str) -> list[tuple[str, str]]:
         raise TaskspecError(str(exc)) from None
 
 
-def _load_space(path: str, lang: str | None, flag: str) -> Any:
+def _load_space(path: str, lang: str | None, flag: str) -> Embeddings:
     """One side's embeddings (``data.load_embeddings``; ``lang`` picks the key of an .npz)."""
     from .data import load_embeddings
 
@@ -245,7 +251,9 @@ def _format_bli(res: dict[str, Any]) -> str:
     return f"{'; '.join(parts)} ({res['n_found']}/{res['n_source_words']} source words found)"
 
 
-def _bli(src: Any, tgt: Any, test: list[tuple[str, str]], args: argparse.Namespace, W: Any = None) -> str:
+def _bli(
+    src: Embeddings, tgt: Embeddings, test: list[tuple[str, str]], args: argparse.Namespace, W: np.ndarray | None = None
+) -> str:
     from .align import bli_evaluate
 
     try:
@@ -257,7 +265,7 @@ def _bli(src: Any, tgt: Any, test: list[tuple[str, str]], args: argparse.Namespa
     return _format_bli(res)
 
 
-def _save_matrix(path: str, w: Any) -> None:
+def _save_matrix(path: str, w: np.ndarray) -> None:
     import numpy as np
 
     from ._io import atomic_write
@@ -268,7 +276,9 @@ def _save_matrix(path: str, w: Any) -> None:
         raise TaskspecError(f"cannot write {path}: {exc}") from None
 
 
-def _align_spaces(src: Any, tgt: Any, seed: list[tuple[str, str]] | None, args: argparse.Namespace) -> Any:
+def _align_spaces(
+    src: Embeddings, tgt: Embeddings, seed: list[tuple[str, str]] | None, args: argparse.Namespace
+) -> tuple[np.ndarray, AlignReport]:
     """``(W, AlignReport)`` of :func:`taskspec_rs.align.align` with the command's options."""
     from .align import align
 

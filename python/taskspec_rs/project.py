@@ -85,8 +85,9 @@ def _check_x_spec(x: np.ndarray, xs: np.ndarray) -> None:
         raise ValueError(
             f"x_spec: has {xs.shape[0]} rows but x_gen has {x.shape[0]}; row i of both must be the same source word"
         )
-    if not np.isfinite(xs).all():
-        raise ValueError("x_spec: contains NaN or inf; clean the input")
+    bad = np.flatnonzero(~np.isfinite(xs).all(axis=1))
+    if bad.size:
+        raise ValueError(f"x_spec: row {bad[0]} contains NaN or inf; clean the input or drop the row")
 
 
 def _source(x_gen: Any, x_spec: Any) -> tuple[np.ndarray, np.ndarray]:
