@@ -101,11 +101,11 @@ def main(argv: list[str] | None = None) -> int:
         base = bli_evaluate(sv, tv, sw, tw, test)
         rotated = bli_evaluate(sv, tvr, sw, tw, test)
         t0 = time.perf_counter()
-        w0 = align(sv, tvr, sw, tw, dictionary=train, iterations=0)
+        w0 = align(sv, tvr, sw, tw, dictionary=train, iterations=0).W
         t_sup = time.perf_counter() - t0
         sup = bli_evaluate(sv, tvr, sw, tw, test, W=w0)
         t0 = time.perf_counter()
-        w, rep = align(sv, tvr, sw, tw, dictionary=train, iterations=args.iterations, return_report=True)
+        w, rep = align(sv, tvr, sw, tw, dictionary=train, iterations=args.iterations)
         t_self = time.perf_counter() - t0
         aligned = bli_evaluate(sv, tvr, sw, tw, test, W=w)
         err = float(np.linalg.norm(w - rot) / np.linalg.norm(rot))

@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from taskspec_rs.config import load_config
 from taskspec_rs.data import tokenize
-from taskspec_rs.evaluate import load_language
+from taskspec_rs.experiment import load_language
 from taskspec_rs.model import label_indices
 
 

@@ -219,7 +219,7 @@ def test_bli_no_query_found_and_bad_args():
 def test_align_supervised_recovers_rotation():
     x, y, sw, tw, q = synthetic_pair(n=400, d=24, noise=0.01)
     seed = [(f"s{i}", f"t{i}") for i in range(60)] + [("oov", "t1")]
-    w, rep = align(x, y, sw, tw, dictionary=seed, iterations=0, return_report=True)
+    w, rep = align(x, y, sw, tw, dictionary=seed, iterations=0)
     assert w.dtype == np.float32 and w.shape == (24, 24)
     np.testing.assert_allclose(w, q, atol=0.02)
     assert rep.seed_pairs == 60 and rep.seed_missing == 1 and len(rep.iterations) == 1
@@ -229,8 +229,8 @@ def test_align_self_learning_extends_small_seed():
     x, y, sw, tw, q = synthetic_pair(n=600, d=24, noise=0.05, seed=5)
     seed = [(f"s{i}", f"t{i}") for i in range(16)]  # fewer pairs than dimensions
     test = [(f"s{i}", f"t{i}") for i in range(100, 600)]
-    sup = align(x, y, sw, tw, dictionary=seed, iterations=0)
-    w, rep = align(x, y, sw, tw, dictionary=seed, iterations=5, csls_k=5, return_report=True)
+    sup = align(x, y, sw, tw, dictionary=seed, iterations=0).W
+    w, rep = align(x, y, sw, tw, dictionary=seed, iterations=5, csls_k=5)
     p_sup = bli_evaluate(x, y, sw, tw, test, W=sup)["csls"]["p@1"]
     p_self = bli_evaluate(x, y, sw, tw, test, W=w)["csls"]["p@1"]
     assert p_self == 1.0 and p_self > p_sup
@@ -247,8 +247,8 @@ def brute_mutual_csls(xw: np.ndarray, z: np.ndarray, csls_k: int) -> set[tuple[i
 def test_align_self_learning_step_matches_brute_force():
     x, y, sw, tw, _ = synthetic_pair(n=300, d=16, noise=1.0, seed=7)
     seed = [(f"s{i}", f"t{i}") for i in range(40)]
-    w0 = align(x, y, sw, tw, dictionary=seed, iterations=0)
-    w1, rep = align(x, y, sw, tw, dictionary=seed, iterations=1, csls_k=5, max_vocab=250, return_report=True)
+    w0 = align(x, y, sw, tw, dictionary=seed, iterations=0).W
+    w1, rep = align(x, y, sw, tw, dictionary=seed, iterations=1, csls_k=5, max_vocab=250)
     xn = x / np.linalg.norm(x, axis=1, keepdims=True)
     yn = y / np.linalg.norm(y, axis=1, keepdims=True)
     mutual = brute_mutual_csls(xn[:250] @ w0, yn[:250], 5)
@@ -263,7 +263,7 @@ def test_align_self_learning_step_matches_brute_force():
 def test_align_identical_seed_and_errors():
     x, y, _, _, q = synthetic_pair(n=200, d=8, noise=0.01)
     words = [f"w{i}" for i in range(200)]
-    w = align(x, y, words, words, identical_seed=True, iterations=1)
+    w = align(x, y, words, words, identical_seed=True, iterations=1).W
     np.testing.assert_allclose(w, q, atol=0.02)
     with pytest.raises(ValueError, match="seed dictionary is required"):
         align(x, y, words, words)
@@ -380,7 +380,7 @@ def test_rotation_recovery_on_shared_vectors():
     tv_rot = tv @ rot
     base = bli_evaluate(sv, tv, sw, tw, test)
     rotated = bli_evaluate(sv, tv_rot, sw, tw, test)
-    w = align(sv, tv_rot, sw, tw, dictionary=train, iterations=2)
+    w = align(sv, tv_rot, sw, tw, dictionary=train, iterations=2).W
     aligned = bli_evaluate(sv, tv_rot, sw, tw, test, W=w)
     assert base["n_found"] > 400
     assert base["csls"]["p@1"] > 0.5

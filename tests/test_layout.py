@@ -42,19 +42,29 @@ def test_projections_share_one_argument_order():
         assert list(inspect.signature(cls.fit).parameters)[1:] == ["x_gen", "x_spec"], cls.__name__
 
 
+MODULES = ("align", "analyze", "data", "evaluate", "experiment", "methods", "neighbors", "project", "train", "vectors")
+
+
 def test_no_public_function_has_a_return_flag():
     """Return types never depend on a flag: no ``return_*`` parameter, and no parameter shadowing a public name."""
+    import importlib
+
     public = set(taskspec_rs.__all__)
-    for name in taskspec_rs.__all__:
-        obj = getattr(taskspec_rs, name)
-        if not callable(obj) or name in ("__version__",):
-            continue
-        try:
-            params = inspect.signature(obj).parameters
-        except (TypeError, ValueError):  # some builtins of the extension have no signature
-            continue
-        assert not [p for p in params if p.startswith("return_")], name
-        assert not (set(params) & public), f"{name} has a parameter named like a public function"
+    modules = [taskspec_rs] + [importlib.import_module(f"taskspec_rs.{m}") for m in MODULES]
+    checked = 0
+    for module in modules:
+        for name in getattr(module, "__all__", ()):
+            obj = getattr(module, name)
+            if not callable(obj):
+                continue
+            try:
+                params = inspect.signature(obj).parameters
+            except (TypeError, ValueError):  # some builtins of the extension have no signature
+                continue
+            checked += 1
+            assert not [p for p in params if p.startswith("return_")], f"{module.__name__}.{name}"
+            assert not (set(params) & public), f"{module.__name__}.{name} has a parameter named like a public function"
+    assert checked > 40
 
 
 def test_importing_the_package_loads_no_heavy_optional_dependency():

@@ -37,7 +37,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, NamedTuple, Optional, Union
 
 import numpy as np
 
@@ -48,6 +48,7 @@ from .project import procrustes
 
 __all__ = [
     "AlignReport",
+    "Alignment",
     "align",
     "bli_evaluate",
     "csls_knn",
@@ -289,6 +290,13 @@ class AlignReport:
     converged: bool = False
 
 
+class Alignment(NamedTuple):
+    """The result of :func:`align`: unpacks as ``W, report``."""
+
+    W: np.ndarray
+    report: AlignReport
+
+
 @dataclass(frozen=True)
 class _AlignOptions:
     iterations: int
@@ -387,8 +395,7 @@ def align(
     tol: float = 1e-3,
     num_threads: Optional[int] = None,
     progress: bool = False,
-    return_report: bool = False,
-) -> Union[np.ndarray, tuple[np.ndarray, AlignReport]]:
+) -> Alignment:
     """Learn the orthogonal map from the source into the target space.
 
     1. Supervised step: Procrustes on the seed pairs (``dictionary`` pairs
@@ -429,13 +436,11 @@ def align(
     num_threads : int, optional, keyword-only
     progress : bool, keyword-only
         Print one line per step on stderr.
-    return_report : bool, keyword-only
-        Return ``(W, AlignReport)`` instead of ``W``.
-
     Returns
     -------
-    W : ndarray of float32, shape (d, d)
-        Orthogonal; ``src_vecs @ W`` lives in the target space.
+    Alignment
+        ``W`` (float32, shape (d, d), orthogonal; ``src_vecs @ W`` lives in the
+        target space) and the :class:`AlignReport` of the run.
 
     Raises
     ------
@@ -458,7 +463,7 @@ def align(
     run.log(f"seed: {seed_s.size} pairs in vocabulary, {missing} out of vocabulary")
     w = run.solve(seed_s, seed_t, 0, 0, t0)
     w = run.self_learn(w, seed_s, seed_t, opts).astype(np.float32)
-    return (w, run.report) if return_report else w
+    return Alignment(w, run.report)
 
 
 # ---------------------------------------------------------------------------

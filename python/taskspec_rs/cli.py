@@ -295,7 +295,6 @@ def _align_spaces(
             identical_seed=args.identical_seed,
             num_threads=args.threads,
             progress=not args.quiet,
-            return_report=True,
         )
     except ValueError as exc:
         raise TaskspecError(str(exc)) from None
