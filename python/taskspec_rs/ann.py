@@ -124,7 +124,8 @@ def resolve_index(
     if isinstance(hnsw, HnswIndex):
         if (hnsw.size, hnsw.dim) != x.shape:
             raise ValueError(
-                f"index: the HNSW index holds {hnsw.size} x {hnsw.dim} vectors but x_gen/base is {x.shape[0]} x {x.shape[1]}"
+                f"index: the HNSW index holds {hnsw.size} x {hnsw.dim} vectors"
+                f" but x_gen/base is {x.shape[0]} x {x.shape[1]}"
             )
         return hnsw, None
     params = dict(DEFAULT_HNSW)

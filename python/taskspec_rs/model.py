@@ -38,8 +38,8 @@ import torch
 from torch import nn
 
 from ._io import occupied
-from .errors import TaskspecError
 from .data import Dataset, encode
+from .errors import TaskspecError
 
 __all__ = ["BagClassifier", "TaskModel", "default_device", "predict_ids"]
 
