@@ -244,7 +244,7 @@ def hub_scores(
     """
     x = as_matrix(x_gen, "x_gen")
     y = as_matrix(y_gen, "y_gen")
-    check_k(csls_k, np.iinfo(np.int64).max, "csls_k must be positive")
+    check_k(csls_k, np.iinfo(np.int64).max, "any positive int", name="csls_k")
     csls_k = min(int(csls_k), y.shape[0] - bool(exclude_self))
     sims, _ = knn(x, y, csls_k, exclude_self=exclude_self, num_threads=num_threads)
     return np.ascontiguousarray(sims.mean(axis=1), dtype=np.float32)

@@ -172,10 +172,10 @@ class LLMProjector:
         num_threads: Optional[int] = None,
         progress: Progress = False,
     ) -> None:
-        self.k = k
+        self.k = check_k(k, np.iinfo(np.int64).max, "any positive int")
         self.reg = check_reg(reg)
         self.metric = check_choice(metric, METRICS, "metric")
-        self.csls_k = check_k(csls_k, np.iinfo(np.int64).max, "csls_k must be positive")
+        self.csls_k = check_k(csls_k, np.iinfo(np.int64).max, "any positive int", name="csls_k")
         self.margin = check_margin(margin)
         self.backend = check_choice(backend, tuple(BACKENDS), "backend")
         if backend == "hnsw" and metric == "csls":
@@ -198,12 +198,11 @@ class LLMProjector:
             )
         return self
 
-    def _options(self, progress: Progress = False) -> SearchOptions:
-        return SearchOptions(index=self.index_, device=self.device, num_threads=self.num_threads, progress=progress)
-
-    def transform(self, y_gen: Any, *, exclude: Any = None, out: Optional[np.ndarray] = None) -> np.ndarray:
+    def transform(
+        self, y_gen: Any, *, exclude: Any = None, exclude_self: bool = False, out: Optional[np.ndarray] = None
+    ) -> np.ndarray:
         """``y_spec`` for the target general vectors ``y_gen`` (see :meth:`project`)."""
-        return self.project(y_gen, exclude=exclude, out=out).y_spec
+        return self.project(y_gen, exclude=exclude, exclude_self=exclude_self, out=out).y_spec
 
     def project(
         self, y_gen: Any, *, exclude: Any = None, exclude_self: bool = False, out: Optional[np.ndarray] = None
@@ -264,7 +263,8 @@ class LLMProjector:
             return _core.llm_project(
                 x, yb, xs, k, reg=self.reg, base_bias=bias, num_threads=self.num_threads, progress=block_cb
             )
-        sb, nb = search(yb, x, k, bias=bias, exclude=excl, backend=self.backend, opts=self._options())
+        opts = SearchOptions(index=self.index_, device=self.device, num_threads=self.num_threads)
+        sb, nb = search(yb, x, k, bias=bias, exclude=excl, backend=self.backend, opts=opts)
         res = _from_neighbors(x, xs, yb, nb, sb, self.margin, self.reg, self.num_threads, self._solver_device())
         if block_cb:
             block_cb(len(yb), len(yb))
@@ -482,7 +482,7 @@ class LinearProjector:
 
     def __init__(self, kind: str = "lstsq", *, block_rows: int = 65536) -> None:
         self.kind = check_choice(kind, self.KINDS, "kind")
-        self.block_rows = check_k(block_rows, np.iinfo(np.int64).max, "block_rows must be positive")
+        self.block_rows = check_k(block_rows, 2**31, "rows per accumulation block", name="block_rows")
 
     def fit(self, x_gen: Any, x_spec: Any) -> LinearProjector:
         x = as_matrix(x_gen, "x_gen")
