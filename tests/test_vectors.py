@@ -500,3 +500,117 @@ def test_gzip_output_and_gzip_npy_are_refused(tmp_path):
     (tmp_path / "e.npy.gz").write_bytes(b"\x1f\x8b")
     with pytest.raises(ValueError, match="path: .*gzip-compressed .npy"):
         ts.load_vectors(tmp_path / "e.npy.gz")
+
+
+# ------------------------------------------------------------------ untrusted sizes
+
+HOSTILE_FILES = {
+    # The two headers of the original report: an allocation of the header's size (abort) and a
+    # capacity overflow (PanicException). Both are format errors naming the file and line now.
+    "a.vec": (b"1 100000000000000\nw 1\n", 'line 2: expected 100000000000000 values after the word "w", found 1'),
+    "b.vec": (b"43 4611686018427387904\nw 1\n", "line 1: header declares dimension 4611686018427387904, too large"),
+    "c.vec.gz": (b"1 100000000000000\nw 1\n", "line 2: expected 100000000000000 values"),
+    "d.vec": (b"0 18446744073709551615\n", "line 1: header declares dimension 18446744073709551615, too large"),
+    "e.bin": (b"1 100000000000000\nw \x00\x00\x80\x3f\n", "entry 1 (byte 18): truncated file"),
+    "f.bin.gz": (b"3 4611686018427387904\nw \x00\x00\x80\x3f\n", "line 1: header declares dimension"),
+}
+
+
+def test_hostile_headers_are_value_errors(tmp_path):
+    """Run in a child process, so that a regression (an abort) fails this test instead of the whole run."""
+    import gzip
+
+    for name, (data, _) in HOSTILE_FILES.items():
+        (tmp_path / name).write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    child = textwrap.dedent(
+        f"""
+        import sys, taskspec_rs as ts
+        for name in {sorted(HOSTILE_FILES)!r}:
+            try:
+                ts.load_vectors({str(tmp_path)!r} + "/" + name)
+                print(name, "LOADED")
+            except Exception as e:
+                print(name, type(e).__name__, str(e).replace("\\n", " "))
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = dict(line.split(" ", 1) for line in proc.stdout.splitlines())
+    for name, (_, message) in HOSTILE_FILES.items():
+        assert got[name].startswith("ValueError ") and message in got[name], (name, got[name])
+
+
+def test_limit_is_bounded(tmp_path):
+    p = write(tmp_path / "e.vec", "a 1\n")
+    assert ts.load_vectors(p, limit=2**40)[0] == ["a"]
+    with pytest.raises(ValueError, match=r"limit: must be None or an int between 0 and 2\*\*40"):
+        ts.load_vectors(p, limit=2**40 + 1)
+    with pytest.raises(ValueError, match="limit"):
+        ts.load_vectors(p, limit=10**30)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_a_device_is_refused_not_read_forever():
+    with pytest.raises(ValueError, match="is a device, not a regular file"):
+        ts.load_vectors("/dev/zero", format="text")
+
+
+def _npy_with_header(path, shape, descr="<f4", payload=b"\0" * 16):
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": descr, "fortran_order": False, "shape": shape})
+    path.write_bytes(buf.getvalue() + payload)
+    (path.parent / (path.stem + ".words.txt")).write_text("a\nb\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    "shape, descr, message",
+    [
+        (
+            (10**15, 10**15),
+            "<f4",
+            r"declares shape \(1000000000000000, 1000000000000000\) of float32 .* holds 16 bytes",
+        ),
+        ((2**62, 4), "<f4", "declares shape"),
+        ((10**40, 4), "<f4", "declares shape"),
+        ((2, 4), "<f8", r"\(64 bytes\) but the file holds 16 bytes"),
+        ((-1, 4), "<f4", "expected a 2-D floating-point matrix"),
+        ((2, 2, 2), "<f4", "expected a 2-D floating-point matrix"),
+        ((2, 2), "<i4", "expected a 2-D floating-point matrix"),
+        ((2, 2), "<c8", "expected a 2-D floating-point matrix"),
+    ],
+)
+def test_npy_header_is_checked_against_the_file_size(tmp_path, shape, descr, message):
+    p = _npy_with_header(tmp_path / "e.npy", shape, descr)
+    with pytest.raises(ValueError, match=message):
+        ts.load_vectors(p)
+
+
+def test_npy_values_beyond_the_requested_dtype(tmp_path):
+    x = np.ones((3, 2))
+    x[1, 0] = 1e300
+    ts.save_vectors(tmp_path / "e.npy", ["a", "b", "c"], x)
+    with pytest.raises(ValueError, match=r"e\.npy, row 2 \('b'\): a value lies beyond the range of float32"):
+        ts.load_vectors(tmp_path / "e.npy")
+    assert ts.load_vectors(tmp_path / "e.npy", dtype="float64")[1][1, 0] == 1e300
+    assert ts.load_vectors(tmp_path / "e.npy", limit=1)[0] == ["a"]
+
+
+def test_empty_npy_with_words(tmp_path):
+    p = tmp_path / "e.npy"
+    np.save(p, np.zeros((0, 3), np.float32))
+    (tmp_path / "e.words.txt").write_text("")
+    words, x = ts.load_vectors(p)
+    assert words == [] and x.shape == (0, 3)
+
+
+@pytest.mark.parametrize("ext", [".vec", ".bin", ".npy"])
+def test_float16_overflow_is_an_error_not_inf(tmp_path, ext):
+    """Found by the atheris fuzzer: dtype='float16' turned values past 65504 into inf."""
+    x = np.array([[1.0, 2.0], [1e5, 3.0]], dtype=np.float32)
+    ts.save_vectors(tmp_path / f"e{ext}", ["a", "b"], x)
+    with pytest.raises(ValueError, match=r"row 2 \('b'\): a value lies beyond the range of float16"):
+        ts.load_vectors(tmp_path / f"e{ext}", dtype="float16")
+    assert ts.load_vectors(tmp_path / f"e{ext}", dtype="float16", limit=1)[1].tolist() == [[1.0, 2.0]]

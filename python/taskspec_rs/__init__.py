@@ -13,7 +13,7 @@ Every neighbour search goes through :func:`knn`.
 
 from ._core import __version__, build_profile, default_num_threads, knn_kernel
 from .ann import HnswIndex
-from .errors import NumericalError, TaskspecError
+from .errors import MissingExtraError, NumericalError, TaskspecError, WriteError
 from .neighbors import hub_scores, hubness, knn, margin_counts
 from .project import (
     LinearProjector,
@@ -32,9 +32,11 @@ __all__ = [
     "HnswIndex",
     "LLMProjector",
     "LinearProjector",
+    "MissingExtraError",
     "NumericalError",
     "Projection",
     "TaskspecError",
+    "WriteError",
     "__version__",
     "build_profile",
     "default_num_threads",

@@ -42,7 +42,13 @@ def as_matrix(a: Any, name: str, *, keep_float64: bool = False) -> np.ndarray:
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"{name}: must be non-empty, got shape {arr.shape}")
     keep = keep_float64 and arr.dtype == np.float64
-    return np.ascontiguousarray(arr, dtype=np.float64 if keep else np.float32)
+    try:
+        with np.errstate(over="raise"):
+            return np.ascontiguousarray(arr, dtype=np.float64 if keep else np.float32)
+    except FloatingPointError:
+        raise ValueError(
+            f"{name}: has values beyond the float32 range (about 3.4e38 in magnitude); rescale the input"
+        ) from None
 
 
 def rows_source(a: Any, name: str) -> np.ndarray:
@@ -86,12 +92,34 @@ def check_num_threads(num_threads: Optional[int]) -> Optional[int]:
     return int(num_threads)
 
 
-def check_k(k: Any, limit: int, what: str) -> int:
+def check_k(k: Any, limit: int, what: str, *, name: str = "k") -> int:
+    """``k`` as an int in ``1..limit`` (``what`` says where the limit comes from); errors name ``name``."""
     if isinstance(k, bool) or not isinstance(k, numbers.Integral):
-        raise TypeError(f"k: expected a positive int, got {k!r}")
+        raise TypeError(f"{name}: expected a positive int, got {k!r}")
     if not 1 <= k <= limit:
-        raise ValueError(f"k: must be between 1 and {limit} ({what}), got {k}")
+        raise ValueError(f"{name}: must be between 1 and {limit} ({what}), got {k}")
     return int(k)
+
+
+#: Largest accepted ``limit`` of :func:`taskspec_rs.load_vectors` (rows read; far above any vocabulary).
+MAX_LIMIT = 2**40
+#: Largest accepted ``block_rows`` (rows per accumulation block).
+MAX_BLOCK_ROWS = 2**31
+#: HNSW graph degree ``M``: hnswlib needs at least 2 and caps it at 10000 itself.
+HNSW_M = (2, 1024)
+#: HNSW beam widths ``ef`` / ``ef_construction``.
+HNSW_EF = (1, 10**6)
+#: HNSW random seed (hnswlib takes an unsigned 64-bit value).
+HNSW_SEED = (0, 2**64 - 1)
+
+
+def check_int(value: Any, name: str, lo: int, hi: int, what: str = "an int") -> int:
+    """``value`` as a Python int in ``lo..hi`` (bools rejected); errors name ``name``, ``what`` and the range."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected {what} between {lo} and {hi}, got {value!r}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{name}: must be {what} between {lo} and {hi}, got {value}")
+    return int(value)
 
 
 def unit_rows(a: Any, name: str) -> np.ndarray:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._io import atomic_write, atomic_write_text
+from ._io import atomic_write, atomic_write_text, check_writable
 from .config import ExperimentConfig
 from .data import Embeddings, tokenize
 from .errors import TaskspecError
@@ -109,31 +109,61 @@ def _analyse(run: SeedRun, alpha_k: int, log: Log) -> _Analysis:
     return result
 
 
+#: Figure formats of ``taskspec-rs analyze --format`` (chosen by each file's extension).
+FIGURE_FORMATS = ("png", "svg", "pdf")
+
+#: Sizes for print: 6 x 3.6 in fits a page width, and no text is smaller than 8 pt there.
+_PRINT_STYLE = {
+    "font.size": 10,
+    "axes.titlesize": 10,
+    "axes.labelsize": 10,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
+    "legend.fontsize": 8.5,
+    "lines.linewidth": 1.6,
+    "svg.hashsalt": "taskspec-rs",  # stable ids: the same figure gives the same SVG
+}
+
+
+def _figure(feature: str):
+    """A new 6 x 3.6 in matplotlib ``Figure`` (no pyplot: the caller's backend is left alone)."""
+    from ._extras import require
+
+    figure = require("matplotlib.figure", feature)
+    return figure.Figure(figsize=(6.0, 3.6), layout="constrained")
+
+
 def _save_png(fig, path: Path) -> None:
-    atomic_write(path, lambda f: fig.savefig(f, dpi=100, format="png"))
+    """Save ``fig`` in the format of ``path``'s extension (.png at 200 dpi, .svg or .pdf vector), atomically."""
+    fmt = path.suffix.lower().lstrip(".") or "png"
+    if fmt not in FIGURE_FORMATS:
+        raise TaskspecError(f"{path}: figure format must be one of {', '.join(FIGURE_FORMATS)}")
+    meta = {"Software": None} if fmt == "png" else {"Creator": None, "Date": None}
+    atomic_write(path, lambda f: fig.savefig(f, dpi=200, format=fmt, metadata=meta))
 
 
 def _plot_k_curve(a: _Analysis, source_lang: str, path: Path) -> None:
-    from matplotlib.figure import Figure  # no pyplot: the caller's backend is left alone
+    from ._extras import require
 
-    k_grid = a.curve["k"]
-    fig = Figure(figsize=(6.4, 4.2))
-    ax = fig.subplots()
-    source = [a.curve["source_dev"][str(k)] for k in k_grid]
-    ax.plot(k_grid, source, "k-o", lw=2.5, label=f"{source_lang} dev (self-proj.)")
-    for lang, accs in a.curve["targets"].items():
-        ax.plot(k_grid, [accs[str(k)] for k in k_grid], "-o", ms=3, lw=1.2, label=f"{lang} test")
-    ax.axvline(a.k_task, color="grey", ls=":", lw=1)
-    ax.set_xscale("log")
-    ax.set_xticks(k_grid)
-    ax.set_xticklabels([str(k) for k in k_grid])
-    ax.set_xlabel("k (LLM neighbours)")
-    ax.set_ylabel("accuracy")
-    ax.set_title(f"Accuracy vs k (seed {a.seed}; dotted: k_task = {a.k_task})", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2, loc="best")
-    fig.tight_layout()
-    _save_png(fig, path)
+    with require("matplotlib", "analyze figures").rc_context(_PRINT_STYLE):
+        k_grid = a.curve["k"]
+        fig = _figure("analyze figures")
+        ax = fig.subplots()
+        source = [a.curve["source_dev"][str(k)] for k in k_grid]
+        ax.plot(k_grid, source, "k-o", lw=2.5, ms=4, label=f"{source_lang} dev (self-proj.)")
+        for lang, accs in a.curve["targets"].items():
+            ax.plot(k_grid, [accs[str(k)] for k in k_grid], "-o", ms=3, label=f"{lang} test")
+        ax.axvline(a.k_task, color="grey", ls=":", lw=1.2)
+        ax.set_xscale("log")
+        ax.set_xticks(k_grid)
+        ax.set_xticklabels([str(k) for k in k_grid])
+        ax.minorticks_off()
+        ax.set_xlabel("k (LLM neighbours)")
+        ax.set_ylabel("accuracy")
+        ax.set_title(f"Accuracy vs k (seed {a.seed}; dotted: k_task = {a.k_task})")
+        ax.grid(alpha=0.3)
+        ax.legend(ncol=2 if len(a.curve["targets"]) > 4 else 1, loc="best", frameon=False)
+        _save_png(fig, path)
 
 
 def _alpha_summary(alphas: dict[str, np.ndarray]) -> dict:
@@ -149,23 +179,23 @@ def _alpha_summary(alphas: dict[str, np.ndarray]) -> dict:
 
 
 def _plot_alpha(alphas: dict[str, np.ndarray], alpha_k: int, path: Path) -> None:
-    from matplotlib.figure import Figure
+    from ._extras import require
 
-    first = np.concatenate([a[:, 0] for a in alphas.values()])
-    rest = np.concatenate([a[:, 1:].ravel() for a in alphas.values()])
-    top = float(np.quantile(np.concatenate([first, rest]), 0.995)) or 1.0
-    bins = np.linspace(0, top, 41)
-    fig = Figure(figsize=(6.4, 4.2))
-    ax = fig.subplots()
-    ax.hist(first, bins=bins, density=True, alpha=0.6, label=f"nearest neighbour (n={len(first)})")
-    if rest.size:
-        ax.hist(rest, bins=bins, density=True, alpha=0.6, label=f"other neighbours (n={len(rest)})")
-    ax.set_xlabel("|α| (LLM weight)")
-    ax.set_ylabel("density")
-    ax.set_title(f"|α| of LLM weights, k = {alpha_k}, targets: {', '.join(alphas)}", fontsize=10)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    _save_png(fig, path)
+    with require("matplotlib", "analyze figures").rc_context(_PRINT_STYLE):
+        first = np.concatenate([a[:, 0] for a in alphas.values()])
+        rest = np.concatenate([a[:, 1:].ravel() for a in alphas.values()])
+        top = float(np.quantile(np.concatenate([first, rest]), 0.995)) or 1.0
+        bins = np.linspace(0, top, 41)
+        fig = _figure("analyze figures")
+        ax = fig.subplots()
+        ax.hist(first, bins=bins, density=True, alpha=0.6, label=f"nearest neighbour (n={len(first)})")
+        if rest.size:
+            ax.hist(rest, bins=bins, density=True, alpha=0.6, label=f"other neighbours (n={len(rest)})")
+        ax.set_xlabel("|α| (LLM weight)")
+        ax.set_ylabel("density")
+        ax.set_title(f"|α| of LLM weights, k = {alpha_k}, targets: {', '.join(alphas)}")
+        ax.legend(frameon=False)
+        _save_png(fig, path)
 
 
 def _neighbor_table(exp: Experiment, a: _Analysis, x_spec: np.ndarray, words: Sequence[str], n: int) -> dict:
@@ -235,6 +265,7 @@ def run_analysis(
     words: Sequence[str] | None = None,
     n_neighbors: int = 5,
     alpha_k: int = 10,
+    image_format: str = "png",
     progress: bool = False,
     log: Log | None = None,
 ) -> list[Path]:
@@ -256,6 +287,8 @@ def run_analysis(
         Neighbours listed per word and space.
     alpha_k
         Neighbourhood size for the ``|α|`` histogram.
+    image_format
+        ``"png"``, ``"svg"`` or ``"pdf"`` for the figures.
 
     Returns
     -------
@@ -264,7 +297,7 @@ def run_analysis(
     """
     say = log or (lambda _msg: None)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_writable(out)  # created if needed; a read-only folder fails here, not after training
     exp = load_experiment(config, langs=langs, log=say)
     src = exp.source
     missing = [w for w in words or () if w not in src.embeddings.index()]
@@ -287,10 +320,10 @@ def run_analysis(
         written.append(path)
 
     write("k_curve.json", a.curve)
-    write("k_curve.png", lambda p: _plot_k_curve(a, src.lang, p))
+    write(f"k_curve.{image_format}", lambda p: _plot_k_curve(a, src.lang, p))
     write("alpha.json", {"alpha_k": alpha_k, "languages": _alpha_summary(a.alphas)})
     if a.alphas:
-        write("alpha_hist.png", lambda p: _plot_alpha(a.alphas, alpha_k, p))
+        write(f"alpha_hist.{image_format}", lambda p: _plot_alpha(a.alphas, alpha_k, p))
     table = _neighbor_table(exp, a, x_spec, words, n_neighbors)
     write("neighbors.json", table)
     write("neighbors.md", _neighbor_markdown(table, src.lang, seed))

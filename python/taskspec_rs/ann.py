@@ -18,9 +18,21 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from ._checks import as_matrix, check_num_threads, check_rows, progress_callback
+from ._checks import (
+    HNSW_EF,
+    HNSW_M,
+    HNSW_SEED,
+    as_matrix,
+    check_int,
+    check_k,
+    check_num_threads,
+    check_rows,
+    progress_callback,
+)
 
 __all__ = ["DEFAULT_HNSW", "HnswIndex", "resolve_index"]
+
+_BEAM = "a positive int (HNSW beam width)"
 
 #: Default index parameters: graph degree, build beam width, search beam width.
 DEFAULT_HNSW = {"M": 16, "ef_construction": 120, "ef": 80}
@@ -34,17 +46,17 @@ class HnswIndex:
     base : array-like, shape (m, d)
         Vectors to index (finite, non-zero rows).
     M : int, keyword-only
-        Graph degree (higher: better recall, more memory).
+        Graph degree, 2 to 1024 (higher: better recall, more memory).
     ef_construction : int, keyword-only
-        Beam width while building.
+        Beam width while building, 1 to 10**6.
     ef : int, keyword-only
-        Default beam width while searching (raised to ``k + 1`` when smaller).
+        Default beam width while searching, 1 to 10**6 (raised to ``k + 1`` when smaller).
     num_threads : int, optional
-        Threads for building and searching (default: all cores).
+        Threads for building and searching, 1 to 1024 (default: all cores).
     progress : bool or callable, keyword-only
         Progress of the build.
     seed : int, keyword-only
-        Random seed of the level assignment.
+        Random seed of the level assignment, 0 to 2**64 - 1.
     """
 
     def __init__(
@@ -60,13 +72,13 @@ class HnswIndex:
     ) -> None:
         import hnswlib
 
-        for name, v in (("M", M), ("ef_construction", ef_construction), ("ef", ef)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
-                raise ValueError(f"{name}: must be a positive int (an HNSW parameter), got {v!r}")
+        self.M = check_int(M, "M", *HNSW_M, "a positive int (HNSW graph degree)")
+        self.ef_construction = check_int(ef_construction, "ef_construction", *HNSW_EF, _BEAM)
+        self.ef = check_int(ef, "ef", *HNSW_EF, _BEAM)
+        seed = check_int(seed, "seed", *HNSW_SEED, "a non-negative int (HNSW random seed)")
         b = as_matrix(base, "base")
         check_rows(b, "base")
         self.size, self.dim = b.shape
-        self.M, self.ef_construction, self.ef = int(M), int(ef_construction), int(ef)
         self._threads = check_num_threads(num_threads) or _default_threads()
         self._index = hnswlib.Index(space="cosine", dim=self.dim)
         self._index.init_index(max_elements=self.size, ef_construction=self.ef_construction, M=self.M, random_seed=seed)
@@ -99,11 +111,17 @@ class HnswIndex:
         check_rows(q, "queries")
         if q.shape[1] != self.dim:
             raise ValueError(f"queries: has dimension {q.shape[1]} but the index has {self.dim}")
-        if not 1 <= k <= self.size:
-            raise ValueError(f"k: must be between 1 and {self.size} for an index of {self.size} rows, got {k}")
-        self._index.set_ef(max(ef or self.ef, k + 1))
+        k = check_k(k, self.size, f"the index has {self.size} rows")
+        ef = self.ef if ef is None else check_int(ef, "ef", *HNSW_EF, _BEAM)
+        self._index.set_ef(max(ef, k + 1))
         threads = check_num_threads(num_threads) or self._threads
-        labels, dist = self._index.knn_query(q, k=k, num_threads=threads)
+        try:
+            labels, dist = self._index.knn_query(q, k=k, num_threads=threads)
+        except RuntimeError as exc:  # hnswlib: the graph yielded fewer than k rows for some query
+            raise ValueError(
+                f"k: the HNSW graph found fewer than {k} neighbours for some query ({exc}); "
+                "use a smaller k, a larger M or ef, or backend='exact'"
+            ) from None
         return (1.0 - dist).astype(np.float32), labels.astype(np.int64)
 
 

@@ -165,6 +165,11 @@ class LanguageConfig:
         require test).
     data
         How the dataset files are parsed.
+    alignment
+        Optional ``.npy`` matrix ``W`` (e.g. from ``taskspec-rs align --out``)
+        applied to this language's vectors, ``vectors @ W``, right after
+        loading (before normalisation and rescaling); see
+        :func:`taskspec_rs.interop.apply_alignment`.
     """
 
     lang: str
@@ -175,6 +180,7 @@ class LanguageConfig:
     train: Path | None = None
     dev: Path | None = None
     test: Path | None = None
+    alignment: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,12 @@
 Supported inputs
 ----------------
 * labelled data: JSON lines (one object per line with a text and a label
-  key), TSV with a header row naming the columns, and SemEval-2016 ABSA
-  sentence XML (sentence labels derived from opinion polarities, see
-  :func:`absa_sentence_label`);
+  key), TSV with a header row naming the columns (quoted fields as
+  spreadsheets and ``csv`` write them), and SemEval-2016 ABSA sentence XML
+  (sentence labels derived from opinion polarities, see
+  :func:`absa_sentence_label`).  Files are UTF-8, with or without a
+  byte-order mark, with LF or CRLF line ends; lines are split at ``\n`` only
+  (:func:`split_lines`);
 * general embeddings: word2vec text format (first line ``count dim``) and
   ``.npz`` archives holding ``<key>__words`` (unicode array) and
   ``<key>__vecs`` (float array) — loaded without pickle.
@@ -19,7 +22,7 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -40,6 +43,8 @@ __all__ = [
     "load_embeddings",
     "normalize_embeddings",
     "normalize_vectors",
+    "read_lines",
+    "split_lines",
     "tokenize",
 ]
 
@@ -53,7 +58,8 @@ class Dataset:
     Attributes
     ----------
     texts, labels
-        Parallel lists; examples with empty text are dropped when reading.
+        Parallel lists; examples whose text is empty or only whitespace are
+        dropped when reading.
     path
         Where the examples came from (for messages).
     """
@@ -119,10 +125,10 @@ class Embeddings:
 
 
 @lru_cache(maxsize=1)
-def _janome():  # pragma: no cover - trivial
-    from janome.tokenizer import Tokenizer
+def _janome():
+    from ._extras import require
 
-    return Tokenizer(wakati=True)
+    return require("janome.tokenizer", "the janome tokenizer (Japanese)").Tokenizer(wakati=True)
 
 
 def tokenize(text: str, *, tokenizer: str = "regex") -> list[str]:
@@ -186,21 +192,55 @@ def _infer_format(path: Path, fmt: str | None) -> str:
 
 
 def _read_text(path: Path) -> str:
+    """The file decoded as UTF-8, without a leading byte-order mark."""
     try:
-        return path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise TaskspecError(f"file not found: {path}") from None
     except IsADirectoryError:
         raise TaskspecError(f"expected a file, got a directory: {path}") from None
-    except UnicodeDecodeError as exc:
-        raise TaskspecError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise TaskspecError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise TaskspecError(
+            f"{path}:{line}: not valid UTF-8 ({exc.reason} at byte {exc.start}, column {column}); "
+            "save the file as UTF-8"
+        ) from None
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def split_lines(text: str) -> list[str]:
+    """Split ``text`` into lines at ``\\n`` only (a ``\\r`` before it is dropped: CRLF files).
+
+    Unlike :meth:`str.splitlines`, characters such as U+2028, U+2029, U+0085,
+    form feed or a lone ``\\r`` stay inside the line: they occur in texts from
+    the web and in JSON written with ``ensure_ascii=False``.  A final line
+    break does not start another line.
+    """
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def read_lines(path: str | Path) -> list[str]:
+    """The lines of a UTF-8 text file, split as :func:`split_lines` does (BOM dropped).
+
+    Raises
+    ------
+    TaskspecError
+        Missing file or invalid UTF-8 (reported as ``file:line``).
+    """
+    return split_lines(_read_text(Path(path)))
 
 
 def _read_jsonl(path: Path, opts: DataOptions) -> list[tuple[str, str]]:
     out = []
-    for lineno, line in enumerate(_read_text(path).splitlines(), start=1):
+    for lineno, line in enumerate(split_lines(_read_text(path)), start=1):
         if not line.strip():
             continue
         try:
@@ -221,20 +261,74 @@ def _read_jsonl(path: Path, opts: DataOptions) -> list[tuple[str, str]]:
     return out
 
 
+def _quoted_field(buf: str, pos: int, lines: list[str], nxt: int) -> tuple[str, str, int, int] | None:
+    """The quoted field that starts at ``buf[pos]`` (a ``"``), continued over ``lines[nxt:]`` if needed.
+
+    Returns ``(value, buf, nxt, end)``: the unquoted value, the record's text
+    with any lines the field spans joined by ``\n``, the index of the next
+    unread line and the position after the closing quote.  ``None`` when it
+    is not a well-formed quoted field (the closing quote is not followed by a
+    tab or the end of the line, or there is none).
+    """
+    j = pos + 1
+    while True:
+        k = buf.find('"', j)
+        if k < 0:
+            if nxt >= len(lines):
+                return None
+            buf, nxt = buf + "\n" + lines[nxt], nxt + 1
+        elif buf.startswith('"', k + 1):
+            j = k + 2
+        elif k + 1 == len(buf) or buf[k + 1] == "\t":
+            return buf[pos + 1 : k].replace('""', '"'), buf, nxt, k + 1
+        else:
+            return None
+
+
+def _tsv_record(lines: list[str], i: int) -> tuple[list[str], int]:
+    """The fields of the record that starts at ``lines[i]`` and the index of the line after it."""
+    buf, nxt, pos, fields = lines[i], i + 1, 0, []
+    while True:
+        quoted = _quoted_field(buf, pos, lines, nxt) if buf.startswith('"', pos) else None
+        if quoted is not None:
+            value, buf, nxt, end = quoted
+        else:  # unquoted, or not well-formed quoted: the text up to the next tab, as it is
+            end = buf.find("\t", pos)
+            end = len(buf) if end < 0 else end
+            value = buf[pos:end]
+        fields.append(value)
+        if end >= len(buf):
+            return fields, nxt
+        pos = end + 1
+
+
+def _tsv_records(text: str) -> Iterator[tuple[int, list[str]]]:
+    """``(line number, fields)`` of every record; blank lines are skipped."""
+    lines = split_lines(text)
+    i = 0
+    while i < len(lines):
+        lineno, line = i + 1, lines[i]
+        if '"' not in line:
+            i += 1
+            if line.strip() or lineno == 1:
+                yield lineno, line.split("\t")
+            continue
+        fields, i = _tsv_record(lines, i)
+        yield lineno, fields
+
+
 def _read_tsv(path: Path, opts: DataOptions) -> list[tuple[str, str]]:
-    lines = _read_text(path).splitlines()
-    if not lines:
+    records = _tsv_records(_read_text(path))
+    first = next(records, None)
+    if first is None:
         raise TaskspecError(f"{path}: empty file (a TSV needs a header row)")
-    header = lines[0].split("\t")
+    header = first[1]
     for col in (opts.text_column, opts.label_column):
         if col not in header:
             raise TaskspecError(f"{path}:1: header has no column {col!r} (columns: {', '.join(header)})")
     ti, li = header.index(opts.text_column), header.index(opts.label_column)
     out = []
-    for lineno, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
-        fields = line.split("\t")
+    for lineno, fields in records:
         if len(fields) != len(header):
             raise TaskspecError(f"{path}:{lineno}: expected {len(header)} tab-separated fields, got {len(fields)}")
         out.append((fields[ti], fields[li]))
@@ -289,13 +383,16 @@ _READERS = {"jsonl": _read_jsonl, "tsv": _read_tsv, "absa_xml": _read_absa}
 def load_dataset(path: str | Path, *, options: DataOptions = DataOptions()) -> Dataset:
     """Read a labelled dataset.
 
-    Examples whose text is empty or only whitespace are dropped.
+    Examples whose text is empty or only whitespace (``str.isspace``: also
+    U+00A0, U+2028 …) are dropped; a text with no known word is kept (it
+    becomes an empty bag).  Labels are kept as written (JSON integers become
+    strings); checking them against the label set is the caller's part.
 
     Raises
     ------
     TaskspecError
-        Missing file, malformed line (reported as ``file:line``) or no
-        examples left.
+        Missing file, invalid UTF-8 or malformed line (reported as
+        ``file:line``) or no examples left.
     """
     path = Path(path)
     pairs = _READERS[_infer_format(path, options.format)](path, options)
@@ -332,7 +429,8 @@ def _load_word2vec(path: Path) -> Embeddings:
 
     name = path.name.lower().removesuffix(".gz")
     try:
-        words, vecs = load_vectors(path, format="binary" if name.endswith(".bin") else "text")
+        fmt = "binary" if name.endswith(".bin") else None if name.endswith(".npy") else "text"
+        words, vecs = load_vectors(path, format=fmt)
     except FileNotFoundError:
         raise TaskspecError(f"file not found: {path}") from None
     except (OSError, ValueError) as exc:

@@ -56,10 +56,9 @@ def llm_project_sharded(
     -------
     y_spec : ndarray of float32, shape (n, e)
     """
-    try:
-        import ray
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError("llm_project_sharded needs Ray: pip install 'taskspec-rs[distributed]'") from None
+    from ._extras import require
+
+    ray = require("ray", "llm_project_sharded")
     for bad in ("progress", "num_threads", "exclude_self", "out"):
         if bad in options:
             raise ValueError(f"{bad}: not supported by llm_project_sharded")

@@ -15,22 +15,34 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+from urllib.parse import quote
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from ._io import atomic_write_text
+from ._io import atomic_write_text, check_writable, deferred_interrupt
 from .config import ExperimentConfig
+from .errors import TaskspecError
 from .experiment import Experiment, NeighborCache, SeedRun, load_experiment
 from .methods import METHODS, Method
 from .model import default_device
 
-__all__ = ["ExperimentResult", "hubness_table", "run_experiment", "write_results"]
+__all__ = [
+    "ExperimentResult",
+    "MethodRun",
+    "RunStore",
+    "hubness_table",
+    "results_markdown",
+    "run_experiment",
+    "write_results",
+]
 
 Log = Callable[[str], None]
 
@@ -115,6 +127,8 @@ def run_experiment(
     methods: Sequence[str] | None = None,
     progress: bool = False,
     log: Log | None = None,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
 ) -> ExperimentResult:
     """Run every requested method for every target language and seed.
 
@@ -130,43 +144,182 @@ def run_experiment(
         Show tqdm progress bars.
     log
         Receives one-line progress messages (``None``: silent).
+    out_dir
+        If given, the result of every (seed, method) is written there as it
+        is finished (``runs/seed<S>/<method>.json``, atomically), next to
+        ``runs/manifest.json`` recording the configuration.
+    resume
+        With ``out_dir``: reuse the (seed, method) results already there
+        instead of recomputing them (models are trained only for what is
+        left).  The result equals that of an uninterrupted run except
+        ``meta["elapsed_s"]``, this call's time.
 
     Returns
     -------
     ExperimentResult
+
+    Raises
+    ------
+    TaskspecError
+        ``resume`` and ``out_dir`` holds a run of another configuration.
+    WriteError
+        ``out_dir`` cannot be written (checked before any training).
     """
     say = log or (lambda _msg: None)
     names = tuple(m for m in METHODS if m in (methods or config.methods))
     n_seeds = seeds or config.seeds
     t0 = time.perf_counter()
+    store = RunStore.open(out_dir, config, resume=resume, log=say) if out_dir is not None else None
     exp = load_experiment(config, log=say)
+    if store is not None:
+        store.start()
     result = ExperimentResult(meta=_meta(exp, n_seeds, names))
     cache = NeighborCache(exp, width=max(max(config.k_grid), 10))
     for seed in tqdm(range(n_seeds), desc="seeds", disable=not progress):
         run = SeedRun(exp, seed, cache, progress=progress, log=say)
         for name in names:
-            _run_method(METHODS[name], run, result, progress)
+            part = store.load(seed, name) if store is not None else None
+            if part is None:
+                part = _run_method(METHODS[name], run, progress)
+                if store is not None:
+                    store.save(seed, name, part)
+            part.add_to(result, name)
     result.canonical_order(names)
     result.meta["elapsed_s"] = round(time.perf_counter() - t0, 1)
     return result
 
 
-def _run_method(method: Method, run: SeedRun, result: ExperimentResult, progress: bool) -> None:
+@dataclass
+class MethodRun:
+    """One method's results for one seed: accuracy, chosen k and diagnostics per language (in language order)."""
+
+    accuracy: dict[str, float] = field(default_factory=dict)
+    k: dict[str, int] = field(default_factory=dict)
+    diagnostics: dict[str, dict] = field(default_factory=dict)
+
+    def add_to(self, result: ExperimentResult, method: str) -> None:
+        for lang, accuracy in self.accuracy.items():
+            result.add(method, lang, accuracy)
+            if lang in self.k:
+                result.add_k(method, lang, self.k[lang])
+            if lang in self.diagnostics:
+                result.add_diagnostics(method, lang, self.diagnostics[lang])
+
+
+def _run_method(method: Method, run: SeedRun, progress: bool) -> MethodRun:
     """One method for one seed: its source test accuracy, its choice of k or margin, then every target."""
     exp = run.experiment
+    part = MethodRun()
     if method.model != "monolingual" and exp.src_test is not None:
-        result.add(method.name, exp.source.lang, exp.src_test.accuracy(run.model(method.model)))
+        part.accuracy[exp.source.lang] = float(exp.src_test.accuracy(run.model(method.model)))
     choice = method.choose(run) if method.choose else None
     desc = f"seed {run.seed} {method.name}"
     for t in tqdm(exp.targets, desc=desc, disable=not progress, leave=False):
         outcome = method.target(run, t, choice)
         if outcome is None:
             continue
-        result.add(method.name, t.lang, outcome.accuracy)
+        part.accuracy[t.lang] = float(outcome.accuracy)
         if outcome.k is not None:
-            result.add_k(method.name, t.lang, outcome.k)
+            part.k[t.lang] = int(outcome.k)
         if outcome.diagnostics is not None:
-            result.add_diagnostics(method.name, t.lang, outcome.diagnostics)
+            part.diagnostics[t.lang] = outcome.diagnostics
+    return part
+
+
+class RunStore:
+    """The per-(seed, method) results of an eval, kept in ``DIR/runs`` so that an interrupted run can resume.
+
+    ``runs/manifest.json`` records the configuration (everything that decides
+    a result: not the number of seeds or the method list), the device and a
+    run id; ``runs/seed<S>/<method>.json`` one finished (seed, method).  A
+    record is reused only by a resumed run of the same manifest.
+    """
+
+    FORMAT = 1
+
+    def __init__(self, folder: Path, manifest: dict, log: Log, *, new: bool = False) -> None:
+        self.folder, self.manifest, self.log, self.new = folder, manifest, log, new
+
+    @classmethod
+    def open(cls, out_dir: str | Path, config: ExperimentConfig, *, resume: bool, log: Log) -> RunStore:
+        """The run to resume in ``out_dir`` (checked against ``config``), or a new one; writes nothing yet.
+
+        Raises :class:`WriteError` if ``out_dir`` cannot be written, :class:`TaskspecError` if it holds a run
+        of another configuration (with ``resume``).
+        """
+        check_writable(out_dir)  # before loading data and training, not after
+        folder = Path(out_dir) / "runs"
+        current = {"format": cls.FORMAT, "config": _config_record(config), "device": str(default_device())}
+        path = folder / "manifest.json"
+        if resume and path.is_file():
+            recorded = _read_json(path)
+            if recorded is None or recorded.get("format") != cls.FORMAT:
+                raise TaskspecError(f"--resume: {path} is not a manifest this version can read")
+            differs = _differences(recorded, current)
+            if differs:
+                raise TaskspecError(
+                    f"--resume: {out_dir} holds a run of another configuration (differs in: {', '.join(differs)}); "
+                    "use the same configuration, or a new --out"
+                )
+            log(f"resuming the run in {out_dir}")
+            return cls(folder, recorded, log)
+        if resume:
+            log(f"nothing to resume in {out_dir}: starting a new run there")
+        return cls(folder, {**current, "run": uuid.uuid4().hex}, log, new=True)
+
+    def start(self) -> None:
+        """Write the manifest of a new run (a resumed run keeps its own)."""
+        if self.new:
+            text = json.dumps(self.manifest, indent=2, ensure_ascii=False, default=str) + "\n"
+            atomic_write_text(self.folder / "manifest.json", text)
+            self.new = False
+
+    def _path(self, seed: int, method: str) -> Path:
+        safe = method if re.fullmatch(r"[A-Za-z0-9_.+-]+", method) and not method.startswith(".") else quote(method)
+        return self.folder / f"seed{seed}" / f"{safe}.json"
+
+    def load(self, seed: int, method: str) -> MethodRun | None:
+        """The recorded result of ``(seed, method)`` in this run, or ``None``."""
+        path = self._path(seed, method)
+        rec = _read_json(path) if path.is_file() else None
+        if rec is None or (rec.get("run"), rec.get("seed"), rec.get("method")) != (self.manifest["run"], seed, method):
+            return None
+        self.log(f"seed {seed}: {method} already done, reusing {path}")
+        return MethodRun(rec["accuracy"], rec["k"], rec["diagnostics"])
+
+    def save(self, seed: int, method: str, part: MethodRun) -> None:
+        rec = {"run": self.manifest["run"], "seed": seed, "method": method, **dataclasses.asdict(part)}
+        atomic_write_text(self._path(seed, method), json.dumps(rec, indent=1, ensure_ascii=False) + "\n")
+
+
+def _config_record(config: ExperimentConfig) -> dict:
+    """The configuration as JSON data, without what does not change a (seed, method) result."""
+    record = json.loads(json.dumps(dataclasses.asdict(config), default=str))
+    for key in ("seeds", "methods", "path"):
+        record.pop(key, None)
+    return record
+
+
+def _differences(recorded: dict, current: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ (the run id of ``recorded`` aside)."""
+    out = []
+    for key in sorted(set(recorded) | set(current)):
+        if key == "run" and not prefix:
+            continue
+        a, b = recorded.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}".removeprefix("config."))
+    return out
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _meta(exp: Experiment, n_seeds: int, names: Sequence[str]) -> dict:
@@ -213,11 +366,28 @@ def hubness_table(result: ExperimentResult) -> list[str]:
 
 
 def write_results(result: ExperimentResult, out_dir: str | Path, *, title: str = "Results") -> list[Path]:
-    """Write ``results.json`` and ``results.md`` atomically into ``out_dir``."""
+    """Write ``results.json`` and ``results.md`` atomically into ``out_dir`` (created if needed).
+
+    Each file is replaced atomically, and Ctrl-C is held back until both are
+    written, so the two always describe the same run.
+
+    Raises
+    ------
+    WriteError
+        The folder cannot be written (the previous files, if any, are intact).
+    """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out_dir / "results.json", out_dir / "results.md"
-    atomic_write_text(json_path, json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n")
+    json_text = json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n"
+    md_text = results_markdown(result, title=title)
+    with deferred_interrupt():
+        atomic_write_text(json_path, json_text)
+        atomic_write_text(md_path, md_text)
+    return [json_path, md_path]
+
+
+def results_markdown(result: ExperimentResult, *, title: str = "Results") -> str:
+    """The text of ``results.md``: the table, the chosen k / margins, the hubness table."""
     k_lines = []
     for method, by_lang in result.k.items():
         if method == "clwe_opt_llm_k1":
@@ -250,5 +420,4 @@ def write_results(result: ExperimentResult, out_dir: str | Path, *, title: str =
         f"Elapsed: {meta.get('elapsed_s')} s on {meta.get('device')}.",
         "",
     ]
-    atomic_write_text(md_path, "\n".join(md))
-    return [json_path, md_path]
+    return "\n".join(md)

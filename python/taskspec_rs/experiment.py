@@ -65,6 +65,10 @@ def load_language(
     scaled as in :meth:`Embeddings.rescaled`.
     """
     embeddings = load_embeddings(config.embeddings, key=config.embeddings_key)
+    if config.alignment is not None:  # a saved map W (taskspec-rs align --out): vectors @ W
+        from .interop import apply_alignment
+
+        embeddings = apply_alignment(embeddings, config.alignment)
     if normalize != "none":
         embeddings = Embeddings(embeddings.words, normalize_vectors(embeddings.vectors, normalize))
     if rescale:

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._io import occupied
+from ._io import atomic_write_dir, occupied, write_synced
 from .data import Dataset, encode
 from .errors import TaskspecError
 
@@ -218,40 +216,50 @@ class TaskModel:
     def save(self, directory: str | Path, *, force: bool = False) -> Path:
         """Write the model directory atomically.
 
-        The files are written to a temporary sibling folder that is then
-        renamed; an existing non-empty ``directory`` is refused unless
-        ``force`` is set (it is then replaced as a whole).
+        The files are written and fsynced in a temporary sibling folder that
+        is then renamed into place; an existing non-empty ``directory`` is
+        refused unless ``force`` is set, and is then swapped for the new one in
+        one step, so ``directory`` always holds the previous complete model or
+        the new one, even if the process is killed.
+
+        Raises
+        ------
+        TaskspecError
+            ``directory`` is not empty and ``force`` is not set.
+        WriteError
+            The folder cannot be written (full disk, read-only …); nothing is left behind.
         """
         directory = Path(directory)
         if occupied(directory) and not force:
             raise TaskspecError(f"output {directory} exists and is not empty (use --force to replace it)")
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp"))
-        try:
-            meta = {
-                "format_version": FORMAT_VERSION,
-                "lang": self.lang,
-                "tokenizer": self.tokenizer,
-                "kind": self.kind,
-                "n_words": len(self.words),
-                "dim": int(self.network.embedding.weight.shape[1]),
-                "hparams": self.hparams,
-                "info": self.info,
-            }
-            (tmp / "model.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", "utf-8")
-            (tmp / "vocab.txt").write_text("".join(w + "\n" for w in self.words), "utf-8")
-            (tmp / "labels.txt").write_text("".join(lab + "\n" for lab in self.labels), "utf-8")
-            state = {k: v.detach().cpu() for k, v in self.network.state_dict().items()}
-            torch.save(state, tmp / "weights.pt")
-            if self.x_gen is not None:
-                np.save(tmp / "x_gen.npy", self.x_gen.astype(np.float32))
-            if directory.exists():
-                shutil.rmtree(directory)
-            tmp.replace(directory)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        atomic_write_dir(directory, self._write_files, replace=force)
         return directory
+
+    def _write_files(self, folder: str) -> None:
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "lang": self.lang,
+            "tokenizer": self.tokenizer,
+            "kind": self.kind,
+            "n_words": len(self.words),
+            "dim": int(self.network.embedding.weight.shape[1]),
+            "hparams": self.hparams,
+            "info": self.info,
+        }
+        tmp = Path(folder)
+        texts = {
+            "model.json": json.dumps(meta, indent=2, ensure_ascii=False) + "\n",
+            "vocab.txt": "".join(w + "\n" for w in self.words),
+            "labels.txt": "".join(lab + "\n" for lab in self.labels),
+        }
+        for name, text in texts.items():
+            data = text.encode("utf-8")
+            write_synced(tmp / name, lambda f, data=data: f.write(data))
+        state = {k: v.detach().cpu() for k, v in self.network.state_dict().items()}
+        write_synced(tmp / "weights.pt", lambda f: torch.save(state, f))
+        if self.x_gen is not None:
+            x_gen = self.x_gen.astype(np.float32)
+            write_synced(tmp / "x_gen.npy", lambda f: np.save(f, x_gen, allow_pickle=False))
 
     @classmethod
     def load(cls, directory: str | Path, *, device: torch.device | None = None) -> TaskModel:

@@ -50,13 +50,14 @@ from __future__ import annotations
 
 import numbers
 import os
+import stat
 from collections.abc import Sequence
 from typing import Any, Optional, Union
 
 import numpy as np
 
 from . import _core
-from ._checks import check_num_threads
+from ._checks import MAX_LIMIT, check_num_threads
 from ._io import atomic_write
 
 __all__ = ["LoadedVectors", "load_vectors", "save_vectors"]
@@ -101,7 +102,7 @@ def _format(path: str, format: Optional[str]) -> str:
 def _dtype(dtype: Any) -> np.dtype:
     try:
         dt = np.dtype(dtype)
-    except TypeError:
+    except Exception:  # numpy raises TypeError, ValueError or SyntaxError for what it cannot read
         dt = None
     if dt is None or dt.name not in _DTYPES:
         raise ValueError(f"dtype: expected 'float32', 'float16' or 'float64', got {dtype!r}")
@@ -113,8 +114,8 @@ def _limit(limit: Any) -> Optional[int]:
         return None
     if isinstance(limit, bool) or not isinstance(limit, numbers.Integral):
         raise TypeError(f"limit: expected a non-negative int or None, got {limit!r}")
-    if limit < 0:
-        raise ValueError(f"limit: must be >= 0 or None, got {limit}")
+    if not 0 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit: must be None or an int between 0 and 2**40 ({MAX_LIMIT}), got {limit}")
     return int(limit)
 
 
@@ -190,10 +191,16 @@ def load_vectors(
     FileNotFoundError
         ``path`` (or the ``.words.txt`` of an ``.npy``) does not exist.
     ValueError
-        Malformed file, naming the file and the 1-based line.
+        Malformed file, naming the file and the 1-based line; a fastText model
+        file (``.bin`` written by fastText, see :mod:`taskspec_rs.interop`),
+        saying what to use instead.
     """
     p = _path(path)
     fmt = _format(p, format)
+    if fmt == "binary":  # a fastText model is no word2vec binary: say what to use instead
+        from .interop import refuse_fasttext_model
+
+        refuse_fasttext_model(p)
     if fmt == "npy" and p.lower().endswith(".gz"):
         raise ValueError(f"path: {p!r} is a gzip-compressed .npy, which is not supported; decompress it first")
     dt = _dtype(dtype)
@@ -212,13 +219,15 @@ def load_vectors(
             keep_first=keep_first,
             num_threads=check_num_threads(num_threads),
         )
-        if dt == np.float16:
-            vectors = vectors.astype(np.float16)
+        if dt == np.float16:  # a value past float16's range is an error naming its row, not inf
+            vectors = _convert(vectors, dt, p, words)
     return LoadedVectors(words, vectors, dropped)
 
 
 def _read_words(path: str, n_rows: int, limit: Optional[int], npy_path: str) -> list[str]:
     with open(path, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise ValueError(f"{path}: not a regular file; the words of {npy_path} go in a text file, one per line")
         data = f.read()
     try:
         text = data.decode("utf-8")
@@ -241,20 +250,64 @@ def _read_words(path: str, n_rows: int, limit: Optional[int], npy_path: str) -> 
     return words
 
 
-def _load_npy(path: str, limit: Optional[int], dtype: np.dtype, keep_first: bool):
-    try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
-        raise
-    except (ValueError, OSError, EOFError) as exc:
-        raise ValueError(f"{path}: not a readable .npy file ({exc})") from None
-    if arr.ndim != 2 or arr.dtype.kind != "f" or arr.shape[1] == 0:
+def _npy_header(path: str) -> tuple[tuple[int, int], np.dtype, bool, int]:
+    """``(shape, dtype, fortran_order, data offset)`` of an ``.npy`` file, checked against its size.
+
+    The header is untrusted: its shape and dtype are validated (2-D, non-negative, a float dtype) and
+    ``rows x cols x itemsize`` is compared with the bytes after the header, in Python integers, before
+    anything is mapped or allocated.
+    """
+    fmt = np.lib.format
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        try:
+            version = fmt.read_magic(f)
+            read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, fortran, dt = read(f)
+        except Exception as exc:  # numpy raises ValueError, EOFError, SyntaxError... on a damaged header
+            raise ValueError(f"{path}: not a readable .npy file ({type(exc).__name__}: {exc})") from None
+        offset = f.tell()
+    float_dtype = isinstance(dt, np.dtype) and dt.kind == "f" and dt.fields is None and dt.subdtype is None
+    matrix = len(shape) == 2 and all(isinstance(n, int) and n >= 0 for n in shape) and shape[1] > 0
+    if not (float_dtype and matrix):
         raise ValueError(
-            f"{path}: expected a 2-D floating-point matrix (words x dims), got shape {arr.shape} and dtype {arr.dtype}"
+            f"{path}: expected a 2-D floating-point matrix (words x dims) with at least one column, "
+            f"got shape {shape} and dtype {dt}"
         )
-    words = _read_words(_words_path(path), arr.shape[0], limit, path)
-    vectors = np.array(arr[: len(words)], dtype=dtype, order="C")
-    del arr
+    need = shape[0] * shape[1] * dt.itemsize
+    if need > size - offset:
+        raise ValueError(
+            f"{path}: the header declares shape {shape} of {dt} ({need} bytes) but the file holds "
+            f"{size - offset} bytes of data (truncated or damaged file?)"
+        )
+    return shape, dt, bool(fortran), offset
+
+
+def _convert(rows: np.ndarray, dtype: np.dtype, path: str, words: Optional[list[str]] = None) -> np.ndarray:
+    """``rows`` as a C-contiguous ``dtype`` array; a value beyond ``dtype``'s range is an error naming its row."""
+    try:
+        with np.errstate(over="raise"):
+            return np.array(rows, dtype=dtype, order="C")
+    except FloatingPointError:
+        with np.errstate(invalid="ignore"):
+            big = np.flatnonzero((np.abs(rows.astype(np.float64)) > np.finfo(dtype).max).any(axis=1))
+        i = int(big[0]) if big.size else 0
+        word = f" ({words[i]!r})" if words is not None and i < len(words) else ""
+        raise ValueError(
+            f"{path}, row {i + 1}{word}: a value lies beyond the range of {dtype}; load with a wider dtype "
+            "(dtype='float32' or 'float64')"
+        ) from None
+
+
+def _load_npy(path: str, limit: Optional[int], dtype: np.dtype, keep_first: bool):
+    shape, dt, fortran, offset = _npy_header(path)
+    words = _read_words(_words_path(path), shape[0], limit, path)
+    if shape[0] == 0 or not words:  # nothing to map (mmap refuses empty ranges)
+        vectors = np.empty((0, shape[1]), dtype=dtype)
+    else:
+        arr = np.memmap(path, dtype=dt, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
+        vectors = _convert(arr[: len(words)], dtype, path, words)
+        del arr
     finite = np.isfinite(vectors).all(axis=1)
     if not finite.all():
         row = int(np.argmin(finite))

@@ -281,6 +281,21 @@ pub(crate) fn knn_block_fp32(pool: &ThreadPool, search: &Search<'_>, sims: &mut 
                         }
                     }
                     // tile[r, j] = qn[r, :] . bn[j, :]
+                    debug_assert!(bb <= BASE_BLOCK && qn.len() == rows * d);
+                    debug_assert!(tile.len() >= rows * bb && bn.len() >= bb * d);
+                    // SAFETY: gemm reads and writes through raw pointers with the given
+                    // strides, so every element it touches must lie inside its buffer:
+                    // * dst `tile`: rows x bb, column stride 1, row stride bb, so the
+                    //   last element is (rows - 1) * bb + bb - 1 < rows * bb <= tile.len()
+                    //   (tile holds rows * BASE_BLOCK and bb <= BASE_BLOCK);
+                    // * lhs `qn`: rows x d, column stride 1, row stride d, inside
+                    //   qn.len() = rows * d;
+                    // * rhs `bn`: d x bb, column stride d (column j is base row j),
+                    //   row stride 1, so the last element is (bb - 1) * d + d - 1 <
+                    //   bb * d <= bn.len() = BASE_BLOCK * d.
+                    // The three buffers are distinct Vecs (no aliasing); read_dst is
+                    // false, so tile's old contents are never read; Parallelism::None
+                    // keeps the call on this thread while the borrows are live.
                     unsafe {
                         gemm::gemm(
                             rows,

@@ -103,10 +103,27 @@ pub fn llm_weights_block(
     let (y, nbrs) = (y.slice_rows(first, rows.end), nbrs.slice_rows(first, rows.end));
     check_neighbors(nbrs, first, x.rows())?;
     let nbrs = nbrs.data();
+    // Per-thread scratch: the k x d differences and the k x k Gram matrix. `k`
+    // comes from the caller's neighbour array, so size them with checked
+    // arithmetic and allocate fallibly (an error, not an abort).
+    let too_many = |what: &str| {
+        Error::invalid(
+            "neighbors",
+            format!("{k} neighbours per row need a {what} that does not fit in memory; use fewer neighbours"),
+        )
+    };
+    let zd = k.checked_mul(d).ok_or_else(|| too_many("k x d scratch matrix"))?;
+    let kk = k.checked_mul(k).ok_or_else(|| too_many("k x k Gram matrix"))?;
+    let scratch = |n: usize, what: &str| -> Result<Vec<f64>> {
+        let mut v = Vec::new();
+        v.try_reserve_exact(n).map_err(|_| too_many(what))?;
+        v.resize(n, 0.0);
+        Ok(v)
+    };
     pool.install(|| {
         out.par_chunks_mut(CHUNK * k).enumerate().try_for_each(|(c, w_out)| {
-            let mut z = vec![0f64; k * d];
-            let mut g = vec![0f64; k * k];
+            let mut z = scratch(zd, "k x d scratch matrix")?;
+            let mut g = scratch(kk, "k x k Gram matrix")?;
             let mut w = vec![0f64; k];
             for r in 0..w_out.len() / k {
                 let i = c * CHUNK + r;

@@ -218,7 +218,11 @@ impl Chunk {
     /// Screen this chunk against every panel of `sc`.
     ///
     /// # Safety
-    /// The CPU must support AVX-512F and AVX512-BF16 ([`available`]).
+    /// The CPU must support AVX-512F and AVX512-BF16 ([`available`]). The
+    /// buffers must have the shapes [`knn_block_screened`] gives them (checked
+    /// by debug assertions): `sc.col_add` holds `n_panels * NR` values and
+    /// `sc.panels` `n_panels * dp * NR`; `self.thr` has one entry per padded
+    /// row, a multiple of `MR`, and `self.a` holds `dp` pairs per padded row.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bf16")]
     unsafe fn scan(&mut self, sc: &Scan<'_>) {
@@ -226,6 +230,25 @@ impl Chunk {
         let dp = sc.dp;
         let n_panels = sc.col_add.len() / NR;
         let padded = self.thr.len();
+        debug_assert_eq!(sc.col_add.len(), n_panels * NR);
+        debug_assert_eq!(sc.panels.len(), n_panels * dp * NR);
+        debug_assert_eq!(padded % MR, 0);
+        debug_assert_eq!(self.a.len(), padded * dp);
+        debug_assert!(self.rows <= padded && padded < self.rows + MR);
+        // SAFETY (every raw access below), given the shapes above:
+        // * `panel = panels + pi * dp * NR` with `pi < n_panels`; the loads at
+        //   `panel + p * NR` and `+ 16` (16 u32 each, `p < dp`) end at
+        //   `(pi + 1) * dp * NR <= panels.len()`;
+        // * the loads of `col_add + pi * NR` and `+ 16` (16 f32 each) end at
+        //   `(pi + 1) * NR <= col_add.len()`;
+        // * `a = self.a + r0 * dp` with `r0 + MR <= padded` (r0 steps by MR over
+        //   a multiple of MR), so `a + r * dp + p` (`r < MR`, `p < dp`) is below
+        //   `padded * dp = self.a.len()`, and `thr.get_unchecked(r0 + r)` is below
+        //   `padded = thr.len()`;
+        // * the stores into `scores` write 16 f32 at offsets 0 and 16 of its 32;
+        // * the transmutes reinterpret 512-bit registers of the same size, every
+        //   bit pattern being a valid `__m512bh`;
+        // * unaligned load/store intrinsics (`loadu`/`storeu`) need no alignment.
         let mut scores = [0f32; NR];
         for pi in 0..n_panels {
             let panel = sc.panels.as_ptr().add(pi * dp * NR);
@@ -267,6 +290,9 @@ impl Chunk {
         }
     }
 
+    /// # Safety
+    /// Never called: the screen is dispatched only where [`available`] is true,
+    /// which it never is off x86_64. Unsafe only to match the x86_64 signature.
     #[cfg(not(target_arch = "x86_64"))]
     unsafe fn scan(&mut self, _sc: &Scan<'_>) {
         unreachable!("the bf16 screen is only dispatched on x86_64")
@@ -284,7 +310,8 @@ pub(crate) fn knn_block_screened(pool: &ThreadPool, search: &Search<'_>, sims: &
         bias,
         k,
     } = *search;
-    debug_assert!(available());
+    // A safe function running AVX-512 code: a cheap (cached) check keeps it sound.
+    assert!(available(), "the bf16 screen needs AVX-512F and AVX512-BF16");
     let n = queries.rows();
     let m = base.rows();
     let d = queries.cols();
@@ -367,7 +394,11 @@ pub(crate) fn knn_block_screened(pool: &ThreadPool, search: &Search<'_>, sims: &
                 limit,
                 exact: scorer,
             };
-            // SAFETY: the caller checked `available()`.
+            // SAFETY: the caller checked `available()` (CPU features), and `panels`,
+            // `col_add` (resized to `n_panels * dp * NR` and `n_panels * NR` above)
+            // and every chunk's `a`, `thr` (built above) have the shapes `scan`
+            // requires.
+            debug_assert_eq!(panels.len(), n_panels * dp * NR);
             chunks
                 .par_iter_mut()
                 .filter(|ch| !ch.fallback)

@@ -1,6 +1,8 @@
 //! Core tests: blocked kNN against a naive scan, LLM weights against the definition.
 #![allow(clippy::needless_range_loop)]
 
+mod parsers;
+
 use proptest::prelude::*;
 
 use crate::knn::{inverse_norms, knn, knn_block, Search};

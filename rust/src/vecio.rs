@@ -221,11 +221,55 @@ impl Deref for Bytes {
     }
 }
 
+/// `ENOMEM` for `path`: a buffer the file needs could not be allocated.
+fn out_of_memory(path: &Path) -> VecIoError {
+    io_err(path)(io::Error::from_raw_os_error(libc::ENOMEM))
+}
+
+/// `n` default values, or `ENOMEM` (never an abort) when they cannot be allocated.
+/// Callers bound `n` by the size of the file first; this only turns a failed
+/// allocation of an honest size into an error.
+fn zeroed<T: Clone + Default>(path: &Path, n: usize) -> IoResult<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| out_of_memory(path))?;
+    v.resize(n, T::default());
+    Ok(v)
+}
+
+/// Append `bytes` to `out`, growing it fallibly (`ENOMEM` instead of an abort).
+fn push_bytes(path: &Path, out: &mut Vec<u8>, bytes: &[u8]) -> IoResult<()> {
+    out.try_reserve(bytes.len()).map_err(|_| out_of_memory(path))?;
+    out.extend_from_slice(bytes);
+    Ok(())
+}
+
+/// Whether a file of this type can be read: regular files, pipes (FIFOs,
+/// `<(zcat ...)`) and sockets; not devices such as `/dev/zero`, whose
+/// endless stream would be read until memory runs out.
+#[cfg(unix)]
+fn readable_kind(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    !(t.is_char_device() || t.is_block_device())
+}
+
+#[cfg(not(unix))]
+fn readable_kind(_meta: &std::fs::Metadata) -> bool {
+    true
+}
+
 fn open_bytes(path: &Path) -> IoResult<Bytes> {
     let mut file = File::open(path).map_err(io_err(path))?;
     let meta = file.metadata().map_err(io_err(path))?;
     if meta.is_dir() {
         return Err(io_err(path)(io::Error::from_raw_os_error(libc::EISDIR)));
+    }
+    if !readable_kind(&meta) {
+        return Err(format_err(
+            path,
+            Loc::File,
+            "is a device, not a regular file or a pipe; pass the path of a word-vector file",
+        ));
     }
     if meta.is_file() && meta.len() > 0 {
         // SAFETY: the map is read-only; like every mmap reader we assume the
@@ -233,8 +277,17 @@ fn open_bytes(path: &Path) -> IoResult<Bytes> {
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err(path))?;
         return Ok(Bytes::Map(map));
     }
+    // A pipe (or an empty file): read it in bounded steps, growing fallibly.
     let mut v = Vec::new();
-    file.read_to_end(&mut v).map_err(io_err(path))?;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => push_bytes(path, &mut v, &buf[..n])?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_err(path)(e)),
+        }
+    }
     Ok(Bytes::Owned(v))
 }
 
@@ -245,7 +298,11 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// complete lines are out (the rest is cut at the last line break).
 fn gunzip(path: &Path, raw: &[u8], lines: Option<usize>) -> IoResult<Vec<u8>> {
     let mut dec = flate2::read::MultiGzDecoder::new(raw);
-    let mut out: Vec<u8> = Vec::with_capacity(raw.len().saturating_mul(2).min(1 << 30));
+    // Grown as the stream decompresses (never sized from a header inside it),
+    // fallibly: a decompression bomb ends in `ENOMEM`, not an abort.
+    let mut out: Vec<u8> = Vec::new();
+    out.try_reserve(raw.len().saturating_mul(2).min(1 << 30))
+        .map_err(|_| out_of_memory(path))?;
     let mut buf = vec![0u8; 4 << 20];
     let mut seen = 0usize;
     loop {
@@ -261,7 +318,7 @@ fn gunzip(path: &Path, raw: &[u8], lines: Option<usize>) -> IoResult<Vec<u8>> {
                 ))
             }
         };
-        out.extend_from_slice(&buf[..n]);
+        push_bytes(path, &mut out, &buf[..n])?;
         if let Some(want) = lines {
             seen += memchr::memchr_iter(b'\n', &buf[..n]).count();
             if seen >= want {
@@ -282,18 +339,36 @@ pub fn read_vectors<T: Real>(
     limit: Option<usize>,
     dups: Duplicates,
 ) -> IoResult<Vectors<T>> {
-    let mut bytes = open_bytes(path)?;
-    if bytes.starts_with(&GZIP_MAGIC) {
+    let bytes = open_bytes(path)?;
+    parse_bytes(pool, &bytes, path, format, limit, dups)
+}
+
+/// Parse the content of a word-vector file held in `buf` (gzip-compressed or
+/// not, recognised by its magic bytes); `path` names it in errors. This is
+/// [`read_vectors`] without the file system (the fuzz targets call it).
+pub fn parse_bytes<T: Real>(
+    pool: &ThreadPool,
+    buf: &[u8],
+    path: &Path,
+    format: Format,
+    limit: Option<usize>,
+    dups: Duplicates,
+) -> IoResult<Vectors<T>> {
+    let plain;
+    let buf = if buf.starts_with(&GZIP_MAGIC) {
         // Header plus `limit` rows, and one more line as margin.
         let lines = match format {
             Format::Text => limit.map(|l| l.saturating_add(2)),
             Format::Binary => None,
         };
-        bytes = Bytes::Owned(gunzip(path, &bytes, lines)?);
-    }
+        plain = gunzip(path, buf, lines)?;
+        &plain[..]
+    } else {
+        buf
+    };
     match format {
-        Format::Text => parse_text(pool, &bytes, path, limit, dups),
-        Format::Binary => parse_binary(pool, &bytes, path, limit, dups),
+        Format::Text => parse_text(pool, buf, path, limit, dups),
+        Format::Binary => parse_binary(pool, buf, path, limit, dups),
     }
 }
 
@@ -420,6 +495,21 @@ fn utf8_word(word: &[u8]) -> Result<String, String> {
     }
 }
 
+/// The error of a row too short to hold `dim` values (fewer than `2 dim + 1`
+/// bytes): the message [`parse_row`] gives for it, without a `dim`-sized buffer.
+fn short_row<T: Real>(line: &[u8], dim: usize) -> String {
+    let n = tokens(line).len();
+    if n == 0 {
+        return "blank line between vectors".into();
+    }
+    // `n - 1 < dim` values, bounded by the line length.
+    let mut vals = vec![T::default(); n - 1];
+    match parse_row(line, &mut vals) {
+        Err(msg) => msg,
+        Ok(word) => format!("expected {dim} values after the word {}, found {}", show(word), n - 1),
+    }
+}
+
 /// Parse `chunk` (whole lines) into `out`; error: (row within chunk, message).
 fn parse_chunk<T: Real>(chunk: &[u8], dim: usize, out: &mut [T]) -> Result<Vec<String>, (usize, String)> {
     let mut words = Vec::with_capacity(out.len() / dim);
@@ -447,6 +537,23 @@ fn chunks(body: &[u8], target: usize) -> Vec<&[u8]> {
     out
 }
 
+/// Whether one row of `dim` values of `T` has a size in bytes that a buffer
+/// (and a numpy array) can have, `<= isize::MAX`: the bound on a header's
+/// dimension that holds even for a file without rows. With rows, the parsers
+/// also check the dimension against the bytes the file has.
+fn row_fits<T>(dim: usize) -> bool {
+    dim.checked_mul(std::mem::size_of::<T>())
+        .is_some_and(|b| b <= isize::MAX as usize)
+}
+
+fn huge_dim(path: &Path, dim: usize) -> VecIoError {
+    format_err(
+        path,
+        Loc::Line(1),
+        format!("header declares dimension {dim}, too large for any vector (damaged header?)"),
+    )
+}
+
 /// Parse a text (`.vec`) file held in `buf`; `path` names it in errors.
 pub fn parse_text<T: Real>(
     pool: &ThreadPool,
@@ -465,6 +572,7 @@ pub fn parse_text<T: Real>(
     let first = &content[..first_end];
     let (declared, dim, body, first_line) = match header(first) {
         Some((_, 0)) => return Err(format_err(path, Loc::Line(1), "header declares dimension 0")),
+        Some((_, dim)) if !row_fits::<T>(dim) => return Err(huge_dim(path, dim)),
         Some((count, dim)) => (Some(count), dim, &content[(first_end + 1).min(content.len())..], 2),
         None => {
             let n = tokens(first).len();
@@ -505,7 +613,42 @@ pub fn parse_text<T: Real>(
             .collect()
     });
     let rows: usize = counts.iter().sum();
-    let mut data = vec![T::default(); rows * dim];
+    // A row error at 0-based row `row`, hinting at truncation when it is the
+    // last row of a file shorter than its header says.
+    let row_error = |row: usize, mut msg: String| {
+        if let Some(c) = declared.filter(|&c| row + 1 == rows && rows < c) {
+            msg.push_str(&format!(
+                " (truncated file? the header declares {c} vectors, the file has {rows} lines of them)"
+            ));
+        }
+        format_err(path, Loc::Line(first_line + row), msg)
+    };
+    // The dimension comes from the file: before sizing anything from it, check
+    // the rows can hold it. A row of `dim` values takes at least `2 dim + 1`
+    // bytes (the word, then a separator and a digit per value) and rows are
+    // separated by one byte, so valid rows fill at least `rows (2 dim + 2) - 1`
+    // bytes of the body. Past this check `rows * dim <= body.len() / 2`.
+    let min_row = dim.checked_mul(2).and_then(|b| b.checked_add(1));
+    let fits = rows == 0
+        || min_row
+            .and_then(|b| rows.checked_mul(b + 1))
+            .is_some_and(|need| need <= body.len() + 1);
+    if !fits {
+        // Some row is shorter than `2 dim + 1` bytes (else the body would be longer).
+        let short = body
+            .split(|&b| b == b'\n')
+            .take(rows)
+            .enumerate()
+            .find(|(_, l)| min_row.is_none_or(|b| l.len() < b));
+        return Err(match short {
+            Some((row, line)) => row_error(row, short_row::<T>(line, dim)),
+            None => format_err(path, Loc::Line(1), format!("dimension {dim} does not fit in the file")),
+        });
+    }
+    let cells = rows
+        .checked_mul(dim)
+        .ok_or_else(|| format_err(path, Loc::Line(1), "rows x dimension overflows"))?;
+    let mut data = zeroed::<T>(path, cells)?;
     let mut slices = Vec::with_capacity(parts.len());
     let mut rest = data.as_mut_slice();
     let mut first_row = 0;
@@ -525,14 +668,7 @@ pub fn parse_text<T: Real>(
     for r in results {
         match r {
             Ok(w) => words.extend(w),
-            Err((row, mut msg)) => {
-                if let Some(c) = declared.filter(|&c| row + 1 == rows && rows < c) {
-                    msg.push_str(&format!(
-                        " (truncated file? the header declares {c} vectors, the file has {rows} lines of them)"
-                    ));
-                }
-                return Err(format_err(path, Loc::Line(first_line + row), msg));
-            }
+            Err((row, msg)) => return Err(row_error(row, msg)),
         }
     }
     if let Some(c) = declared {
@@ -578,6 +714,7 @@ pub fn parse_binary<T: Real>(
     };
     let (count, dim) = match header(&buf[..nl]) {
         Some((_, 0)) => return Err(format_err(path, Loc::Line(1), "header declares dimension 0")),
+        Some((_, dim)) if !row_fits::<T>(dim) || !row_fits::<f32>(dim) => return Err(huge_dim(path, dim)),
         Some(h) => h,
         None => {
             return Err(format_err(
@@ -592,7 +729,9 @@ pub fn parse_binary<T: Real>(
         .checked_mul(4)
         .ok_or_else(|| format_err(path, Loc::Line(1), "header dimension too large"))?;
     // (word start, word end, vector start); capacity bounded by the file size.
-    let mut offsets: Vec<(usize, usize, usize)> = Vec::with_capacity(want.min(buf.len() / (vec_bytes + 2) + 1));
+    // Each entry takes at least `vec_bytes + 2` bytes (a word byte, the space, the values).
+    let mut offsets: Vec<(usize, usize, usize)> =
+        Vec::with_capacity(want.min(buf.len() / vec_bytes.saturating_add(2) + 1));
     let mut pos = nl + 1;
     for i in 0..want {
         while pos < buf.len() && buf[pos] == b'\n' {
@@ -641,7 +780,9 @@ pub fn parse_binary<T: Real>(
         }
     }
     let rows = offsets.len();
-    let mut data = vec![T::default(); rows * dim];
+    // Every entry was found in the file: `rows * vec_bytes <= buf.len()`.
+    debug_assert!(rows.checked_mul(vec_bytes).is_some_and(|b| b <= buf.len()));
+    let mut data = zeroed::<T>(path, rows * dim)?;
     let entry = |i: usize| Loc::Entry {
         index: i + 1,
         byte: offsets[i].0,
