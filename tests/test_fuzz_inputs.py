@@ -383,6 +383,11 @@ def test_argument_bounds_name_the_argument_and_range(tmp_path):
             "queries: has values beyond the float32 range",
         ),
         (lambda: ts.load_vectors(tmp_path / "e.vec", limit=2**40 + 1), ValueError, "limit: .* between 0 and 2\\*\\*40"),
+        (
+            lambda: ts.llm_weights(x, x[:1], np.zeros((1, 4097), np.int64)),
+            ValueError,
+            "neighbors: 4097 neighbours per row: .* at most 4096",
+        ),
     ]
     for call, exc, message in bad:
         with pytest.raises(exc, match=message):

@@ -105,6 +105,8 @@ def check_k(k: Any, limit: int, what: str, *, name: str = "k") -> int:
 MAX_LIMIT = 2**40
 #: Largest accepted ``block_rows`` (rows per accumulation block).
 MAX_BLOCK_ROWS = 2**31
+#: Most neighbours per row of an LLM solve (a dense k x k system per row; the core refuses more).
+MAX_LLM_K = 4096
 #: HNSW graph degree ``M``: hnswlib needs at least 2 and caps it at 10000 itself.
 HNSW_M = (2, 1024)
 #: HNSW beam widths ``ef`` / ``ef_construction``.

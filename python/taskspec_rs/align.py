@@ -66,7 +66,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 
 def _check_csls_k(csls_k: Any) -> int:
-    return check_k(csls_k, sys.maxsize, "csls_k must be positive")
+    return check_k(csls_k, sys.maxsize, "any positive int", name="csls_k")
 
 
 def csls_knn(
@@ -310,7 +310,7 @@ def _align_options(iterations: Any, csls_k: Any, max_vocab: Any, tol: Any, num_t
     if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral) or iterations < 0:
         raise ValueError(f"iterations: expected an int >= 0, got {iterations!r}")
     csls_k = _check_csls_k(csls_k)
-    max_vocab = check_k(max_vocab, sys.maxsize, "max_vocab must be positive")
+    max_vocab = check_k(max_vocab, sys.maxsize, "any positive int", name="max_vocab")
     if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not 0 <= tol < 1:
         raise ValueError(f"tol: expected a number in [0, 1), got {tol!r}")
     return _AlignOptions(int(iterations), csls_k, max_vocab, float(tol), check_num_threads(num_threads))
@@ -517,7 +517,7 @@ def _bli_cutoffs(methods: Sequence[str], ks: Iterable[int], n_targets: int) -> l
     for meth in methods:
         if meth not in ("nn", "csls"):
             raise ValueError(f"methods: unknown method {meth!r}; choose 'nn' or 'csls'")
-    cutoffs = sorted({check_k(k, n_targets, f"target vocabulary has {n_targets} words") for k in ks})
+    cutoffs = sorted({check_k(k, n_targets, f"target vocabulary has {n_targets} words", name="ks") for k in ks})
     if not cutoffs:
         raise ValueError("ks: give at least one cut-off")
     return cutoffs

@@ -264,7 +264,15 @@ def hubness(neighbors: np.ndarray, n_source: int, *, top: int = 10) -> dict:
     (unused, adaptive k) are ignored.
     """
     nb = np.asarray(neighbors)
+    if nb.dtype.kind not in "iu":
+        raise TypeError(f"neighbors: expected an integer array of source rows, got dtype {nb.dtype}")
     nb = nb[nb >= 0]
+    if isinstance(n_source, bool) or not isinstance(n_source, (int, np.integer)) or n_source < 1:
+        raise TypeError(f"n_source: expected a positive int, got {n_source!r}")
+    if nb.size and nb.max() >= n_source:
+        raise ValueError(f"n_source: {n_source} is not above the largest neighbour index {nb.max()}")
+    if n_source > 2**31:
+        raise ValueError(f"n_source: must be at most 2**31 (the number of source words), got {n_source}")
     counts = np.bincount(nb, minlength=n_source).astype(np.float64)
     share = float(np.sort(counts)[::-1][:top].sum() / max(counts.sum(), 1))
     sd = counts.std()

@@ -29,6 +29,7 @@ import numpy as np
 
 from . import _core
 from ._checks import (
+    MAX_LLM_K,
     Progress,
     as_matrix,
     check_choice,
@@ -172,7 +173,7 @@ class LLMProjector:
         num_threads: Optional[int] = None,
         progress: Progress = False,
     ) -> None:
-        self.k = check_k(k, np.iinfo(np.int64).max, "any positive int")
+        self.k = check_k(k, MAX_LLM_K, "neighbours per word of an LLM projection")
         self.reg = check_reg(reg)
         self.metric = check_choice(metric, METRICS, "metric")
         self.csls_k = check_k(csls_k, np.iinfo(np.int64).max, "any positive int", name="csls_k")
@@ -542,4 +543,6 @@ def procrustes(x: Any, y: Any) -> np.ndarray:
         )
     out_dtype = np.float64 if np.float64 in (xa.dtype, ya.dtype) else np.float32
     _, cross = _cross_products(xa, ya, max(len(xa), 1), with_gram=False)
+    if not np.isfinite(cross).all():
+        raise ValueError("x, y: the product x^T y overflows; rescale the vectors (e.g. to unit length) first")
     return _orthogonal(cross).astype(out_dtype)

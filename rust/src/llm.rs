@@ -12,6 +12,11 @@ use crate::matrix::{check_block, MatRef};
 /// Rows per parallel work item.
 const CHUNK: usize = 64;
 
+/// Most neighbours per row of an LLM solve. Each row solves a dense `k x k`
+/// system (`k^3 / 3` flops, `8 k^2` bytes of scratch per thread), so a larger
+/// `k` is a mistake that would otherwise exhaust memory or run for days.
+pub const MAX_K: usize = 4096;
+
 /// Check every neighbour index of rows `first..` (the rows of `nbrs`) lies in `0..n_source`.
 fn check_neighbors(nbrs: MatRef<'_, i64>, first: usize, n_source: usize) -> Result<()> {
     if let Some((p, &v)) = nbrs
@@ -96,6 +101,14 @@ pub fn llm_weights_block(
         return Err(Error::invalid(
             "neighbors",
             format!("is {} x {k}, must be {n} x k with k >= 1", nbrs.rows()),
+        ));
+    }
+    if k > MAX_K {
+        return Err(Error::invalid(
+            "neighbors",
+            format!(
+                "{k} neighbours per row: each row solves a k x k system, so k must be at most {MAX_K}; use fewer neighbours"
+            ),
         ));
     }
     check_block(&rows, n, k, &[("weights", out.len())])?;

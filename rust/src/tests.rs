@@ -188,6 +188,12 @@ fn bad_input_is_an_error_not_a_panic() {
     let mut out = vec![0.0; 2];
     let err = combine_block(&pool, bm, two, &w, 1..3, &mut out);
     assert!(matches!(err, Err(Error::InvalidInput { arg: "rows", .. })));
+    // More neighbours per row than an LLM solve takes: an error before any scratch is sized.
+    let many = vec![0i64; crate::llm::MAX_K + 1];
+    let mut w = vec![0.0; many.len()];
+    let nb = MatRef::new(&many, 1, many.len(), "n").unwrap();
+    let err = llm_weights_block(&pool, y, bm, nb, 1e-3, 0..1, &mut w).unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { arg: "neighbors", .. }), "{err}");
     assert!(thread_pool(Some(0)).is_err());
     // An absurd pool size is refused before any thread starts.
     let err = thread_pool(Some(MAX_THREADS + 1)).unwrap_err();
