@@ -784,6 +784,14 @@ def _add_align(sub: Any) -> None:
     p.set_defaults(func=cmd_align)
 
 
+def _add_columns(p: argparse.ArgumentParser, what: str) -> None:
+    """``--text-column`` / ``--label-column`` of .jsonl or .tsv ``what``."""
+    p.add_argument("--text-column", default="text", help=f"text key / column of .jsonl or .tsv {what} (default text)")
+    p.add_argument(
+        "--label-column", default="label", help=f"label key / column of .jsonl or .tsv {what} (default label)"
+    )
+
+
 def _add_predict(sub: Any) -> None:
     p = sub.add_parser("predict", help="classify texts with a saved model")
     p.add_argument("model", help="model directory (source or projected)")
@@ -793,8 +801,7 @@ def _add_predict(sub: Any) -> None:
         choices=("text", "jsonl", "tsv", "absa_xml"),
         help="input format (default: from the extension: .txt text, .jsonl/.json jsonl, .tsv tsv, .xml absa_xml)",
     )
-    p.add_argument("--text-column", default="text", help="text key / column of .jsonl or .tsv input (default text)")
-    p.add_argument("--label-column", default="label", help="label key / column of .jsonl or .tsv input (default label)")
+    _add_columns(p, "input")
     p.add_argument(
         "--absa-labels",
         choices=("three", "binary"),
@@ -818,8 +825,7 @@ def _add_vectors_inspect(vsub: Any) -> None:
     )
     p.add_argument("--lang", help="language of --data (ja selects the janome tokenizer)")
     p.add_argument("--tokenizer", choices=TOKENIZERS, help="tokenizer for --data (default: janome for ja, else regex)")
-    p.add_argument("--text-column", default="text", help="text key / column of .jsonl or .tsv data (default text)")
-    p.add_argument("--label-column", default="label", help="label key / column of .jsonl or .tsv data (default label)")
+    _add_columns(p, "data")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.set_defaults(func=cmd_vectors_inspect)
 
@@ -850,8 +856,7 @@ def _add_vectors_build(vsub: Any) -> None:
     )
     p.add_argument("--out", required=True, help="an .npz ('<lang>__words', '<lang>__vecs'), or a folder of <lang>.vec")
     p.add_argument("--tokenizer", choices=TOKENIZERS, help="for dataset inputs (default: janome for ja, else regex)")
-    p.add_argument("--text-column", default="text", help="text key / column of .jsonl or .tsv inputs (default text)")
-    p.add_argument("--label-column", default="label", help="label key / column of .jsonl/.tsv inputs (default label)")
+    _add_columns(p, "inputs")
     p.add_argument("--batch-size", type=int, default=512, help="words encoded per batch (default 512)")
     p.add_argument("--threads", type=int, default=4, help="BLAS threads of the encoder (default 4)")
     p.add_argument("--force", action="store_true", help="replace an existing --out")
