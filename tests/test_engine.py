@@ -412,3 +412,15 @@ def test_heavy_work_releases_the_gil():
     t.join()
     elapsed = time.perf_counter() - start
     assert elapsed > 0.05 and ticks >= 10
+
+
+def test_knn_refuses_outputs_larger_than_the_machine(monkeypatch):
+    """The engine allocates its (n, k) outputs first: a request beyond the machine's memory is a MemoryError."""
+    import os
+
+    pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 4}  # a 16 KiB machine
+    monkeypatch.setattr(os, "sysconf", lambda name: pages[name])
+    with pytest.raises(MemoryError, match="k: 200 queries x k=10 neighbours need"):
+        ts.knn(Y[:200], X, 10)
+    sims, idx = ts.knn(Y[:10], X, 10)  # 1.2 KiB of output
+    assert idx.shape == (10, 10)

@@ -7,6 +7,7 @@ and what was expected, before any heavy work starts.
 from __future__ import annotations
 
 import numbers
+import os
 from typing import Any, Callable, Optional, Union
 
 import numpy as np
@@ -107,6 +108,26 @@ MAX_LIMIT = 2**40
 MAX_BLOCK_ROWS = 2**31
 #: Most neighbours per row of an LLM solve (a dense k x k system per row; the core refuses more).
 MAX_LLM_K = 4096
+
+
+def check_output_size(n: int, k: int) -> None:
+    """Refuse a neighbour search whose ``(n, k)`` outputs (12 bytes a slot) exceed this machine's memory.
+
+    The engine allocates its outputs before searching; asking for more than the
+    machine has would abort the process instead of raising.
+    """
+    need = n * k * 12
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not POSIX: let the allocation decide
+        return
+    if need > total:
+        raise MemoryError(
+            f"k: {n} queries x k={k} neighbours need {need / 2**30:.1f} GiB of output, more than the "
+            f"{total / 2**30:.1f} GiB of this machine; search fewer queries per call or a smaller k"
+        )
+
+
 #: HNSW graph degree ``M``: hnswlib needs at least 2 and caps it at 10000 itself.
 HNSW_M = (2, 1024)
 #: HNSW beam widths ``ef`` / ``ef_construction``.

@@ -34,6 +34,7 @@ from ._checks import (
     check_choice,
     check_k,
     check_num_threads,
+    check_output_size,
     check_rows,
     check_same_dim,
     progress_callback,
@@ -184,6 +185,7 @@ def search(
     """:func:`knn` on already checked inputs (used inside the package, block by block)."""
     run = BACKENDS[backend]
     opts = opts or SearchOptions()
+    check_output_size(q.shape[0], k + (exclude is not None))
     if exclude is None:
         return run(q, b, k, bias, opts)
     sims, idx = run(q, b, k + 1, bias, opts)
