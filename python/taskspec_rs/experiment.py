@@ -25,6 +25,7 @@ from .data import Dataset, Embeddings, encode, load_dataset, load_embeddings, no
 from .errors import TaskspecError
 from .model import TaskModel, label_indices, predict_ids
 from .neighbors import hub_scores, knn
+from .project import LLMProjector
 
 __all__ = ["Experiment", "LanguageData", "SeedRun", "Split", "load_experiment", "load_language", "train_language"]
 
@@ -277,6 +278,7 @@ class SeedRun:
     progress: bool = False
     log: Log = field(default=lambda _msg: None)
     models: dict = field(default_factory=dict)
+    cache: dict = field(default_factory=dict)  # the opt model's source spec and fitted projectors
 
     def model(self, kind: str) -> TaskModel:
         """The source model of ``kind`` (``"fixed"``, ``"nnmap"``, ``"opt"``), trained on first use."""
@@ -299,6 +301,17 @@ class SeedRun:
 
     def source_spec(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(x_gen, x_spec, trained)`` of the ``opt`` model; ``trained`` marks rows training moved."""
-        x_gen = self.experiment.source.embeddings.vectors
-        x_spec = self.model("opt").network.word_vectors()
-        return x_gen, x_spec, np.any(x_spec != x_gen, axis=1)
+        if "spec" not in self.cache:
+            x_gen = self.experiment.source.embeddings.vectors
+            x_spec = self.model("opt").network.word_vectors()
+            self.cache["spec"] = (x_gen, x_spec, np.any(x_spec != x_gen, axis=1))
+        return self.cache["spec"]
+
+    def projector(self, margin: Optional[float] = None) -> LLMProjector:
+        """An LLM projector fitted on the ``opt`` model's source (checked once per seed and margin)."""
+        key = ("projector", margin)
+        if key not in self.cache:
+            x_gen, x_spec, _ = self.source_spec()
+            reg = self.experiment.config.reg
+            self.cache[key] = LLMProjector(reg=reg, margin=margin).fit(x_gen, x_spec)
+        return self.cache[key]

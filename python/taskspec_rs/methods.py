@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 import numpy as np
 
 from .neighbors import hubness, margin_counts
-from .project import LinearProjector, llm_from_neighbors
+from .project import LinearProjector
 
 if TYPE_CHECKING:  # the registry is imported by the configuration parser: keep it light (no torch)
     from .experiment import SeedRun, Target
@@ -78,9 +78,8 @@ def best_choice(scores: dict) -> Any:
 
 def llm_for_ks(run: SeedRun, queries: np.ndarray, idx: np.ndarray, ks: Iterable[int]) -> dict[int, np.ndarray]:
     """``k -> y_spec`` of the ``opt`` model for the words ``queries`` from one neighbour search ``idx``."""
-    x_gen, x_spec, _ = run.source_spec()
-    reg = run.experiment.config.reg
-    return {k: llm_from_neighbors(x_gen, x_spec, queries, idx[:, : min(k, idx.shape[1])], reg=reg).y_spec for k in ks}
+    projector = run.projector()
+    return {k: projector.from_neighbors(queries, idx[:, : min(k, idx.shape[1])]).y_spec for k in ks}
 
 
 def source_k_scores(run: SeedRun, metric: str = "cosine") -> dict[int, float]:
@@ -172,11 +171,10 @@ def _tune_margin(run: SeedRun) -> float:
 def _margin_projection(run: SeedRun, lang: Optional[str], queries: np.ndarray, margin: float):
     """``(y_spec, counts, idx)``: LLM keeping each word's neighbours within ``margin`` of its best (at most
     ``max(k_grid)``)."""
-    x_gen, x_spec, _ = run.source_spec()
     kmax = max(run.experiment.config.k_grid)
     sims, idx = run.neighbors.get("cosine", lang)
     sims, idx = sims[:, :kmax], idx[:, :kmax]
-    proj = llm_from_neighbors(x_gen, x_spec, queries, idx, scores=sims, margin=margin, reg=run.experiment.config.reg)
+    proj = run.projector(margin).from_neighbors(queries, idx, scores=sims)
     return proj.y_spec, margin_counts(sims, margin), proj.neighbors
 
 

@@ -245,6 +245,26 @@ class LLMProjector:
             close()
         return Projection(out, nbrs, weights)
 
+    def from_neighbors(self, y_gen: Any, neighbors: Any, *, scores: Any = None) -> Projection:
+        """Project ``y_gen`` from precomputed neighbours (one search reused for several k or margins).
+
+        ``neighbors`` (n, k) are rows of ``x_gen``, best first (e.g. from
+        :func:`taskspec_rs.knn`); ``scores`` are their scores, needed with a
+        ``margin``. The projector's ``k`` and backend are not used; the Gram
+        solves run in Rust (or with torch for ``backend="torch"``).
+        """
+        x, xs = self._fitted()
+        y = _target_block(rows_source(y_gen, "y_gen"), 0, None, x)
+        nb = _neighbor_indices(neighbors, y.shape[0], x.shape[0])
+        sb = None
+        if self.margin is not None:
+            if scores is None:
+                raise ValueError("scores: the neighbours' scores are needed with margin")
+            sb = np.asarray(scores, dtype=np.float32)
+            if sb.shape != nb.shape:
+                raise ValueError(f"scores: expected shape {nb.shape}, got {sb.shape}")
+        return _from_neighbors(x, xs, y, nb, sb, self.margin, self.reg, self.num_threads, self._solver_device())
+
     def _fitted(self) -> tuple[np.ndarray, np.ndarray]:
         if not hasattr(self, "x_gen_"):
             raise ValueError("LLMProjector: call fit(x_gen, x_spec) before projecting")
@@ -414,18 +434,8 @@ def llm_from_neighbors(
     Projection
         With ``margin``, unused neighbour slots are -1 with weight 0.
     """
-    x, xs = _source(x_gen, x_spec)
-    y = _target_block(rows_source(y_gen, "y_gen"), 0, None, x)
-    nb = _neighbor_indices(neighbors, y.shape[0], x.shape[0])
-    margin = check_margin(margin)
-    sb = None
-    if margin is not None:
-        if scores is None:
-            raise ValueError("scores: the neighbours' scores are needed with margin")
-        sb = np.asarray(scores, dtype=np.float32)
-        if sb.shape != nb.shape:
-            raise ValueError(f"scores: expected shape {nb.shape}, got {sb.shape}")
-    return _from_neighbors(x, xs, y, nb, sb, margin, check_reg(reg), check_num_threads(num_threads))
+    projector = LLMProjector(reg=reg, margin=margin, num_threads=num_threads).fit(x_gen, x_spec)
+    return projector.from_neighbors(y_gen, neighbors, scores=scores)
 
 
 # ---------------------------------------------------------------------------
