@@ -47,10 +47,12 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).parent))
+from datagen import DIM, embedding_like  # noqa: E402  (bench/datagen.py, shared with the benchmarks)
+
 START = time.monotonic()
 GIB = 2**30
 
-DIM = 300
 K = 10
 #: Two true scores closer than this are a near-tie: either order (or either neighbour at the k-th place) is right.
 TIE_TOL = 1e-5
@@ -152,50 +154,38 @@ def environment(requested: str) -> tuple[dict, Any]:
 # ---------------------------------------------------------------------------
 
 
-def embedding_like(n: int, d: int = DIM, *, latent: int = 64, centres: int = 2000, seed: int = 0) -> np.ndarray:
-    """Rows with the low intrinsic dimension of word embeddings (as ``embedding_like`` in bench/conftest.py)."""
-    space = np.random.default_rng(1000)
-    proj = space.standard_normal((latent, d), dtype=np.float32) / np.sqrt(latent)
-    c = space.standard_normal((centres, latent), dtype=np.float32)
-    rng = np.random.default_rng(seed)
+def _draw_rows(torch, dev, n: int, d: int, seed: int, draw: Callable[[Any, int], Any]) -> np.ndarray:
+    """``n`` float32 rows from ``draw(generator, m)`` on ``dev``, in chunks of 2^20 rows copied back to numpy."""
+    g = torch.Generator(device=dev)
+    g.manual_seed(seed)
     out = np.empty((n, d), np.float32)
-    for s in range(0, n, 100_000):
-        m = min(100_000, n - s)
-        z = c[rng.integers(0, centres, m)] + rng.standard_normal((m, latent), dtype=np.float32)
-        out[s : s + m] = z @ proj + 0.05 * rng.standard_normal((m, d), dtype=np.float32)
+    chunk = 1 << 20
+    for s in range(0, n, chunk):
+        m = min(chunk, n - s)
+        out[s : s + m] = draw(g, m).cpu().numpy()
     return out
 
 
 def embedding_like_torch(torch, dev, n: int, d: int, *, seed: int, latent: int = 64, centres: int = 2000):
-    """The same distribution as :func:`embedding_like`, drawn on ``dev`` with torch in chunks (fast at 10^7 rows)."""
+    """The distribution of :func:`datagen.embedding_like`, drawn on ``dev`` with torch (fast at 10^7 rows)."""
     space = np.random.default_rng(1000)
     proj = space.standard_normal((latent, d), dtype=np.float32) / np.sqrt(latent)
     proj = torch.from_numpy(proj.astype(np.float32)).to(dev)
     c = torch.from_numpy(space.standard_normal((centres, latent), dtype=np.float32)).to(dev)
-    g = torch.Generator(device=dev)
-    g.manual_seed(seed)
-    out = np.empty((n, d), np.float32)
-    chunk = 1 << 20
-    for s in range(0, n, chunk):
-        m = min(chunk, n - s)
+
+    def draw(g, m):
         z = c[torch.randint(0, centres, (m,), generator=g, device=dev)]
         z += torch.randn((m, latent), generator=g, device=dev)
         blk = z @ proj
         blk += 0.05 * torch.randn((m, d), generator=g, device=dev)
-        out[s : s + m] = blk.cpu().numpy()
-    return out
+        return blk
+
+    return _draw_rows(torch, dev, n, d, seed, draw)
 
 
 def normal_torch(torch, dev, n: int, d: int, *, seed: int) -> np.ndarray:
     """Standard normal float32 rows drawn on ``dev`` (the task-specific source vectors)."""
-    g = torch.Generator(device=dev)
-    g.manual_seed(seed)
-    out = np.empty((n, d), np.float32)
-    chunk = 1 << 20
-    for s in range(0, n, chunk):
-        m = min(chunk, n - s)
-        out[s : s + m] = torch.randn((m, d), generator=g, device=dev).cpu().numpy()
-    return out
+    return _draw_rows(torch, dev, n, d, seed, lambda g, m: torch.randn((m, d), generator=g, device=dev))
 
 
 # ---------------------------------------------------------------------------
