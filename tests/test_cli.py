@@ -72,12 +72,20 @@ def test_eval_with_config_writes_mean_and_std_over_seeds(small_config, tmp_path,
     assert r["clwe_fixed"]["tga"]["mean"] == pytest.approx(sum(runs) / 2)
 
 
-def test_eval_refuses_non_empty_out(small_config, tmp_path, capsys):
+@pytest.mark.parametrize(
+    "command, message",
+    [
+        ("eval", "exists and is not empty (use --force to write into it)"),
+        ("train", "exists and is not empty (use --force to replace it)"),
+    ],
+)
+def test_commands_refuse_a_non_empty_out_before_working(command, message, small_config, tmp_path, capsys):
     out = tmp_path / "busy"
     out.mkdir()
     (out / "keep.txt").write_text("precious")
-    assert main(["eval", str(small_config), "--out", str(out), "--quiet"]) == 2
-    assert "exists and is not empty" in _error_line(capsys)
+    assert main([command, str(small_config), "--out", str(out), "--quiet"]) == 2
+    assert message in _error_line(capsys)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
     assert (out / "keep.txt").read_text() == "precious"
 
 
@@ -246,15 +254,6 @@ def test_align_user_error_is_one_line(tmp_path, capsys):
     assert f"file not found: {tmp_path / 'a.vec'}" in _error_line(capsys)
     assert main(["align", "only-one.vec"]) == 2
     assert "the following arguments are required: tgt" in _error_line(capsys)
-
-
-def test_train_refuses_non_empty_out_before_training(small_config, tmp_path, capsys):
-    out = tmp_path / "model"
-    out.mkdir()
-    (out / "keep.txt").write_text("precious")
-    assert main(["train", str(small_config), "--out", str(out), "--quiet"]) == 2
-    assert "exists and is not empty (use --force to replace it)" in _error_line(capsys)
-    assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
 # --------------------------------------------------------------------------- conventions
