@@ -131,3 +131,57 @@ def test_ray_sharding_identical():
         with pytest.raises(ValueError, match=match):
             llm_project_sharded(X, XS, X, 3, **bad)
     assert not ray.is_initialized()  # rejected before Ray starts
+
+
+@pytest.mark.parametrize("half", [False, True])
+def test_torch_screen_is_exact(half, monkeypatch):
+    """The reduced-precision screen (float16 as on CUDA, or float32) gives the float64 top-k, proven or redone."""
+    torch = pytest.importorskip("torch")
+    from taskspec_rs import torch_backend as tb
+
+    x = clustered(2000, 40, seed=31)
+    x[1000:1100] = x[0]  # 101 identical rows: near-ties the screen cannot separate
+    y = np.concatenate([clustered(300, 40, seed=32), x[:5]])
+    bias = np.linspace(-0.05, 0.0, len(x)).astype(np.float32)
+    for b in (None, bias):
+        base = tb._Base(torch, x, b, torch.device("cpu"), half=half)
+        score, idx, proven = base.search(torch.from_numpy(y), 10, 12)
+        ref_s, ref_i = ref_knn(y, x, 10) if b is None else (None, None)
+        if b is None:
+            p = proven.numpy()
+            assert p[:300].mean() > 0.5 and not p[-5]  # the 101 copies of x[0] fill more than c slots
+            np.testing.assert_array_equal(idx.numpy()[p], ref_i[p])
+            np.testing.assert_allclose(score.numpy()[p], ref_s[p], atol=1e-6)
+    # Through the backend: unproven rows are redone, then finished by the exact engine.
+    monkeypatch.setattr(tb._Base, "__init__", _forced_half(tb._Base.__init__, half))
+    for metric in ("cosine", "csls"):
+        np.testing.assert_array_equal(
+            ts.knn(y, x, 10, metric=metric, backend="torch", device="cpu")[1], ts.knn(y, x, 10, metric=metric)[1]
+        )
+
+
+def _forced_half(init, half):
+    def wrapped(self, torch, b, bias, dev, half_=None):
+        init(self, torch, b, bias, dev, half=half)
+
+    return wrapped
+
+
+def test_torch_screen_error_bound():
+    """The float16 screen's bound covers the worst rounding seen on random unit rows (and float32's likewise)."""
+    torch = pytest.importorskip("torch")
+    from taskspec_rs.torch_backend import screen_error
+
+    rng = np.random.default_rng(5)
+    q = rng.standard_normal((200, 300)).astype(np.float32)
+    b = rng.standard_normal((3000, 300)).astype(np.float32)
+    q[:, 0] *= 100  # spiky rows: large components
+    unit = lambda a: a.astype(np.float64) / np.linalg.norm(a.astype(np.float64), axis=1, keepdims=True)  # noqa: E731
+    exact = unit(q) @ unit(b).T
+    tq = torch.from_numpy(q)
+    tb_ = torch.from_numpy(b)
+    qs = tq / tq.norm(dim=1, keepdim=True)
+    bs = tb_ / tb_.norm(dim=1, keepdim=True)
+    for half, scr in ((True, (qs.half() @ bs.half().T).float()), (False, qs @ bs.T)):
+        err = np.abs(scr.double().numpy() - exact).max()
+        assert 0 < err < screen_error(300, half, 0.0) / 2
