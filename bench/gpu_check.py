@@ -487,6 +487,9 @@ def run_stage(ts, torch, dev, op: str, x, xs, y, k: int) -> dict:
     sync(torch, dev)
     seconds = time.perf_counter() - t0
     res: dict[str, Any] = {"seconds": seconds}
+    from taskspec_rs.torch_backend import LAST_SEARCH
+
+    res["screen_rows"] = dict(LAST_SEARCH)  # first-pass proofs, redone rows, rows finished by the exact engine
     if dev.type == "cuda":
         res["peak_gpu_gib"] = torch.cuda.max_memory_allocated() / GIB
     rows = np.random.default_rng(7).choice(len(y), min(SPOT_ROWS, len(y)), replace=False)
@@ -603,7 +606,7 @@ def table(rows: list[dict]) -> str:
                 peak,
                 f"{r.get('data_seconds', 0):.1f}",
                 spot,
-                "",
+                _screen_note(r.get("screen_rows", {})),
             ]
         else:
             note = f"skipped: {r['skipped']}" if "skipped" in r else f"error: {r.get('error', '?')}"
@@ -612,6 +615,13 @@ def table(rows: list[dict]) -> str:
             f"| {r['op']} | {r['sources']:,} | {r['targets']:,} | {r['d']} | {r['k']} | " + " | ".join(cells) + " |"
         )
     return "\n".join(lines)
+
+
+def _screen_note(rows: dict) -> str:
+    """How the screen's rows were settled: proven at once, redone with more candidates, exact engine."""
+    if not rows:
+        return ""
+    return f"proven {rows['proven_first']:,}, redone {rows['redone']:,}, exact engine {rows['exact_engine']:,}"
 
 
 def goal_line(rows: list[dict]) -> dict:

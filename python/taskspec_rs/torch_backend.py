@@ -37,6 +37,8 @@ BASE_BLOCK = 65536
 EXTRA_CANDIDATES = 32
 #: Bytes of gathered float64 candidate rows per re-rank step.
 RERANK_BYTES = 1 << 30
+#: Rows of the last :func:`knn_torch` call: searched, proven in the first pass, redone, finished by the exact engine.
+LAST_SEARCH: dict[str, int] = {}
 
 
 def _device(device: Any):
@@ -160,12 +162,13 @@ def knn_torch(
     c = k + EXTRA_CANDIDATES
     with _full_precision(torch), torch.no_grad():
         base = _Base(torch, b, bias, dev)
-        left = []
+        left, redone = [], 0
         for s in range(0, n, QUERY_BLOCK):
             e = min(n, s + QUERY_BLOCK)
             qt = torch.from_numpy(q[s:e]).to(dev)
             score, top, proven = base.search(qt, k, c)
             redo = torch.nonzero(~proven)[:, 0]
+            redone += len(redo)
             if len(redo):
                 score[redo], top[redo], proven[redo] = base.search(qt[redo], k, 8 * c)
             sims[s:e] = score.float().cpu().numpy()
@@ -173,7 +176,9 @@ def knn_torch(
             left.append(s + torch.nonzero(~proven)[:, 0].cpu().numpy())
             if progress:
                 progress(e, n)
-    _exact_rows(q, b, k, bias, np.concatenate(left) if left else np.empty(0, np.int64), sims, idx)
+    left = np.concatenate(left) if left else np.empty(0, np.int64)
+    _exact_rows(q, b, k, bias, left, sims, idx)
+    LAST_SEARCH.update(rows=n, proven_first=n - redone, redone=redone, exact_engine=len(left))
     return sims, idx
 
 
