@@ -134,11 +134,15 @@ def test_ray_sharding_identical():
 
 
 @pytest.mark.parametrize("half", [False, True])
-def test_torch_screen_is_exact(half, monkeypatch):
+@pytest.mark.parametrize("chunked", [False, True])
+def test_torch_screen_is_exact(half, chunked, monkeypatch):
     """The reduced-precision screen (float16 as on CUDA, or float32) gives the float64 top-k, proven or redone."""
     torch = pytest.importorskip("torch")
     from taskspec_rs import torch_backend as tb
 
+    if chunked:  # the two-step selection of wide blocks, on small blocks
+        monkeypatch.setattr(tb, "BASE_BLOCK", 512)
+        monkeypatch.setattr(tb, "SCREEN_CHUNK", 8)
     x = clustered(2000, 40, seed=31)
     x[1000:1100] = x[0]  # 101 identical rows: near-ties the screen cannot separate
     y = np.concatenate([clustered(300, 40, seed=32), x[:5]])

@@ -35,10 +35,13 @@ QUERY_BLOCK = 8192
 BASE_BLOCK = 65536
 #: Screened candidates per query in the first pass, beyond ``k``.
 EXTRA_CANDIDATES = 32
+#: Columns per chunk of the screen's two-step selection (:func:`_block_topk`).
+SCREEN_CHUNK = 128
 #: Bytes of gathered float64 candidate rows per re-rank step.
 RERANK_BYTES = 1 << 30
-#: Rows of the last :func:`knn_torch` call: searched, proven in the first pass, redone, finished by the exact engine.
-LAST_SEARCH: dict[str, int] = {}
+#: Rows of :func:`knn_torch` calls so far (a diagnostic; clear it to start a count): searched,
+#: proven in the first pass, redone with more candidates, finished by the exact engine.
+SCREEN_ROWS: dict[str, int] = {}
 
 
 def _device(device: Any):
@@ -110,8 +113,7 @@ class _Base:
             sim = qs @ xb.T
             if self.bias is not None:
                 sim = sim.float() + self.bias[offset : offset + len(xb)]
-            top_s, top_i = torch.topk(sim, min(c, len(xb)), dim=1, sorted=False)
-            top_s = top_s.float()
+            top_s, top_i = _block_topk(torch, sim, min(c, len(xb)))
             best_s, order = torch.topk(torch.cat([best_s, top_s], 1), min(c, best_s.shape[1] + len(xb)), dim=1)
             best_i = torch.gather(torch.cat([best_i, top_i + offset], 1), 1, order)
         return best_s, best_i
@@ -141,6 +143,25 @@ class _Base:
         if c == self.exact.shape[0]:
             proven[:] = True  # every row was a candidate
         return score, idx, proven
+
+
+def _block_topk(torch, sim, c: int):
+    """The ``c`` best scores of each row of ``sim`` (unsorted) and their columns.
+
+    Wide blocks first keep the ``c`` chunks of ``SCREEN_CHUNK`` columns with the
+    highest maxima: they hold the ``c`` best scores (each chunk maximum outside
+    them is at most the ``c``-th best inside), so one cheap max-reduction
+    replaces most of the selection's passes over the block.
+    """
+    rows, width = sim.shape
+    if width % SCREEN_CHUNK or width // SCREEN_CHUNK < 4 * c:
+        top_s, top_i = torch.topk(sim, c, dim=1, sorted=False)
+        return top_s.float(), top_i
+    maxima = sim.view(rows, width // SCREEN_CHUNK, SCREEN_CHUNK).amax(dim=2)
+    chunks = torch.topk(maxima, c, dim=1, sorted=False)[1]
+    cols = (chunks[:, :, None] * SCREEN_CHUNK + torch.arange(SCREEN_CHUNK, device=sim.device)).reshape(rows, -1)
+    top_s, pos = torch.topk(torch.gather(sim, 1, cols), c, dim=1, sorted=False)
+    return top_s.float(), torch.gather(cols, 1, pos)
 
 
 def knn_torch(
@@ -178,7 +199,8 @@ def knn_torch(
                 progress(e, n)
     left = np.concatenate(left) if left else np.empty(0, np.int64)
     _exact_rows(q, b, k, bias, left, sims, idx)
-    LAST_SEARCH.update(rows=n, proven_first=n - redone, redone=redone, exact_engine=len(left))
+    for key, val in (("rows", n), ("proven_first", n - redone), ("redone", redone), ("exact_engine", len(left))):
+        SCREEN_ROWS[key] = SCREEN_ROWS.get(key, 0) + val
     return sims, idx
 
 
