@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 
 def load(results: Path, name: str) -> list[dict]:
     p = results / f"{name}.jsonl"
@@ -32,6 +34,80 @@ def ratio_table(rows: list[dict], ours: str, head: list[str], cells: Callable[[d
     for r in sorted(rows, key=lambda r: r["seconds"]):
         print("| " + " | ".join([r["impl"], *cells(r, t)]) + " |")
     print()
+
+
+def _save(fig, png: Path) -> None:
+    png.parent.mkdir(parents=True, exist_ok=True)
+    tmp = png.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    tmp.replace(png)
+    print(f"\nplot: {png}")
+
+
+def gpu_points(path: Path) -> list[tuple[int, int, float]]:
+    """``(sources, targets, seconds)`` of the kNN stages in a gpu_check report (none when it is missing)."""
+    if not path.exists():
+        return []
+    rows = json.loads(path.read_text()).get("timings", [])
+    return [(r["sources"], r["targets"], r["seconds"]) for r in rows if r.get("op") == "knn" and "seconds" in r]
+
+
+def paths_report(rows: list[dict], gpu: list[tuple[int, int, float]], png: Path) -> None:
+    """Table and plot of kNN time against vocabulary size for every path, the fastest CPU path marked per size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = sorted({r["n"] for r in rows})
+    names = sorted({r["path"] for r in rows})
+    print("| words (sources = targets) | " + " | ".join(names) + " | fastest |")
+    print("|---" * (len(names) + 2) + "|")
+    best = {}
+    for n in sizes:
+        at = {r["path"]: r for r in rows if r["n"] == n}
+        best[n] = min(at.values(), key=lambda r: r["seconds"])["path"]
+        cells = [_path_cell(at.get(p)) for p in names]
+        print(f"| {n:,} | " + " | ".join(cells) + f" | {best[n]} |")
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    colours = {}
+    for p in names:
+        pts = sorted((r["n"], r["seconds"], r["sampled_targets"] is not None) for r in rows if r["path"] == p)
+        (line,) = ax.plot([q[0] for q in pts], [q[1] for q in pts], marker="o", label=p)
+        colours[p] = line.get_color()
+        hollow = [q for q in pts if q[2]]
+        ax.plot([q[0] for q in hollow], [q[1] for q in hollow], "o", mfc="white", color=line.get_color())
+    square = sorted((m, t) for m, n, t in gpu if m == n)
+    if square:
+        ax.plot([q[0] for q in square], [q[1] for q in square], "k*-", ms=10, label="GPU torch (H200)")
+    for m, n, t in gpu:
+        if n > m:
+            ax.plot([n], [t], "k*", ms=10)
+            ax.annotate(f"GPU: {m:.0e} sources x {n:.0e} targets", (n, t), fontsize=7, ha="right", va="bottom")
+    edges = [sizes[0] / 1.5] + [np.sqrt(a * b) for a, b in zip(sizes, sizes[1:])] + [sizes[-1] * 1.5]
+    for n, lo, hi in zip(sizes, edges, edges[1:]):
+        ax.axvspan(lo, hi, color=colours[best[n]], alpha=0.08)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(8e3, 1.2e7)
+    ax.set_xlabel("words in each vocabulary (targets = sources; GPU star: 10x the targets)")
+    ax.set_ylabel("seconds (kNN, d=300, k=10; CPU: 2 threads)")
+    ax.set_title("Time against vocabulary size; shading: fastest CPU path (recall@10 >= 0.95)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, png)
+
+
+def _path_cell(r) -> str:
+    if r is None:
+        return "—"
+    cell = f"{r['seconds']:.2f}"
+    if r["sampled_targets"]:
+        cell += "*"
+    if r["recall"] < 1.0:
+        cell += f" (recall {r['recall']:.3f})"
+    return cell
 
 
 def main() -> None:
@@ -108,11 +184,12 @@ def main() -> None:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
         fig.tight_layout()
-        png.parent.mkdir(parents=True, exist_ok=True)
-        tmp = png.with_suffix(".tmp.png")
-        fig.savefig(tmp, dpi=110)
-        tmp.replace(png)
-        print(f"\nplot: {png}")
+        _save(fig, png)
+    paths = latest(load(results, "paths"), "path", "n")
+    if paths:
+        docs = Path(__file__).parents[1] / "docs"
+        paths_report(paths, gpu_points(docs / "data" / "gpu_check_h200.json"), png.with_name("paths.png"))
+        print("(* exact time measured on a sample of targets and scaled: the cost is linear in the targets)")
 
 
 if __name__ == "__main__":
