@@ -57,9 +57,9 @@ Y = clustered(400, 32, seed=2)
 XS = np.random.default_rng(3).normal(size=(1500, 12)).astype(np.float32)
 
 
-@pytest.fixture(params=["auto", "fp32"])
+@pytest.fixture(params=ts.knn_kernels())
 def kernel(request, monkeypatch):
-    """Run a test with each exact-kNN kernel: the CPU's best (bf16 screen where AVX512-BF16 exists) and f32."""
+    """Run a test with each exact-kNN kernel this CPU runs (the screens and fp32; tests/test_kernels.py tests each)."""
     monkeypatch.setenv("TASKSPEC_KNN_KERNEL", request.param)
     return ts.knn_kernel()
 
@@ -73,11 +73,11 @@ def test_knn_kernel_selection(monkeypatch):
     monkeypatch.setenv("TASKSPEC_KNN_KERNEL", "fp32")
     assert ts.knn_kernel() == "fp32"
     monkeypatch.delenv("TASKSPEC_KNN_KERNEL")
-    assert ts.knn_kernel() in ("bf16-screen", "fp32")
+    assert ts.knn_kernel() == ts.knn_kernels()[0]
 
 
 def test_kernels_agree_at_embedding_width(monkeypatch):
-    """Both kernels return the exact top-k at d=300; the bf16 screen re-ranks in float64."""
+    """fp32 and the default kernel return the exact top-k at d=300; a screen re-ranks in float64."""
     x = clustered(6000, 300, centres=40, spread=0.6, seed=7)
     y = clustered(700, 300, centres=40, spread=0.6, seed=8)
     ref_s, ref_i = ref_knn(y, x, 10)
@@ -86,7 +86,7 @@ def test_kernels_agree_at_embedding_width(monkeypatch):
     assert_knn_close(s32, i32, ref_s, ref_i)
     monkeypatch.delenv("TASKSPEC_KNN_KERNEL")
     s, i = ts.knn(y, x, 10)
-    if ts.knn_kernel() == "bf16-screen":
+    if ts.knn_kernel() != "fp32":
         np.testing.assert_allclose(s, ref_s, atol=1e-7)
         np.testing.assert_array_equal(i, ref_i)
     else:

@@ -72,7 +72,15 @@ def llm_project_neighbors(
     """LLM from given ``neighbors`` (n, k): returns ``(y_spec (n, e), weights (n, k))``."""
 
 def build_profile() -> str: ...
-def knn_kernel() -> str: ...
+def knn_kernel() -> str:
+    """The exact-kNN kernel ``knn`` runs: ``TASKSPEC_KNN_KERNEL`` if set, else the CPU's best.
+
+    An unknown name, or one this CPU cannot run, raises ``ValueError``.
+    """
+
+def knn_kernels() -> list[str]:
+    """The exact-kNN kernels this CPU can run ("int8", "bf16", "int8-avx", "int8-avx2", "fp32"), the default first."""
+
 def default_num_threads() -> int: ...
 
 # --- word-vector file I/O (taskspec_rs.vectors) ---

@@ -1,16 +1,16 @@
 //! Exact cosine k-nearest-neighbour search.
 //!
-//! Two kernels give the same exact answer:
+//! Every kernel ([`Kernel`]) gives the same exact answer:
 //!
-//! * On CPUs with AVX512-BF16, [`crate::screen`] screens candidates with bf16
-//!   dot products (twice the multiply-add rate of `f32`) and re-ranks the
-//!   survivors exactly in `f64`.
-//! * Elsewhere (or with `TASKSPEC_KNN_KERNEL=fp32` in the environment),
-//!   similarities are computed tile by tile with a blocked SIMD matrix
-//!   product (the `gemm` crate, dispatched at run time to AVX-512/AVX2/SSE)
-//!   and each tile is folded into a per-row top-k at once.
+//! * The screens of [`crate::screen`] (`int8` on AVX512-VNNI, `bf16` on
+//!   AVX512-BF16, `int8-avx` on AVX-VNNI, `int8-avx2` on AVX2) score
+//!   candidates with low-precision dot products and re-rank the survivors
+//!   exactly in `f64`.
+//! * The `fp32` kernel computes similarities tile by tile with a blocked
+//!   SIMD matrix product (the `gemm` crate, dispatched at run time to
+//!   AVX-512/AVX2/SSE) and folds each tile into a per-row top-k at once.
 //!
-//! Neither stores the full similarity matrix: extra memory is one tile (or
+//! None stores the full similarity matrix: extra memory is one tile (or
 //! one packed base pass of 10 MiB) plus one normalised query block per
 //! thread, and one inverse norm per base row.
 
@@ -26,6 +26,116 @@ use crate::matrix::{check_block, MatRef};
 const QUERY_BLOCK: usize = 512;
 /// Base rows per tile.
 const BASE_BLOCK: usize = 512;
+
+/// An exact-kNN kernel. All return the same exact top-k; they differ in
+/// speed and in the instructions they need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// int8 screen with AVX512-VNNI (512-bit `vpdpbusd`), exact re-ranking.
+    Int8,
+    /// bf16 screen with AVX512-BF16 (`vdpbf16ps`), exact re-ranking.
+    Bf16,
+    /// int8 screen with AVX-VNNI (256-bit `vpdpbusd`), exact re-ranking.
+    Int8Avx,
+    /// int8 screen with plain AVX2 (`vpmaddubsw`, base rows in 7 bits), exact re-ranking.
+    Int8Avx2,
+    /// `f32` GEMM tiles (any CPU).
+    Fp32,
+}
+
+impl Kernel {
+    /// Every kernel, in the order [`Kernel::best`] prefers them (fastest
+    /// first, as measured on a CPU that runs them all).
+    pub const ALL: [Kernel; 5] = [
+        Kernel::Int8,
+        Kernel::Bf16,
+        Kernel::Int8Avx,
+        Kernel::Int8Avx2,
+        Kernel::Fp32,
+    ];
+
+    /// Its name, as `TASKSPEC_KNN_KERNEL` and `taskspec_rs.knn_kernel()` spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Int8 => "int8",
+            Kernel::Bf16 => "bf16",
+            Kernel::Int8Avx => "int8-avx",
+            Kernel::Int8Avx2 => "int8-avx2",
+            Kernel::Fp32 => "fp32",
+        }
+    }
+
+    /// The instructions it needs beyond baseline x86-64.
+    fn needs(self) -> &'static str {
+        match self {
+            Kernel::Int8 => "AVX-512F and AVX512-VNNI",
+            Kernel::Bf16 => "AVX-512F and AVX512-BF16",
+            Kernel::Int8Avx => "AVX2, FMA and AVX-VNNI",
+            Kernel::Int8Avx2 => "AVX2 and FMA",
+            Kernel::Fp32 => "nothing",
+        }
+    }
+
+    /// Whether this CPU can run it.
+    pub fn available(self) -> bool {
+        use crate::screen::Screen;
+        match self {
+            Kernel::Int8 => crate::screen::Int8::available(),
+            Kernel::Bf16 => crate::screen::Bf16::available(),
+            Kernel::Int8Avx => crate::screen::Int8Avx::available(),
+            Kernel::Int8Avx2 => crate::screen::Int8Avx2::available(),
+            Kernel::Fp32 => true,
+        }
+    }
+
+    /// The kernels this CPU can run, best first (never empty: `fp32` runs anywhere).
+    pub fn available_kernels() -> Vec<Kernel> {
+        Kernel::ALL.into_iter().filter(|k| k.available()).collect()
+    }
+
+    /// The fastest kernel this CPU can run.
+    pub fn best() -> Kernel {
+        Kernel::ALL.into_iter().find(|k| k.available()).unwrap_or(Kernel::Fp32)
+    }
+
+    /// The kernel called `name` (`auto` or empty: [`Kernel::best`]; case and
+    /// surrounding blanks ignored). An unknown name, or one this CPU cannot
+    /// run, is an error naming `arg` (e.g. the environment variable the name
+    /// came from) and the valid names.
+    pub fn select(name: &str, arg: &'static str) -> Result<Kernel> {
+        let key = name.trim().to_ascii_lowercase();
+        if key.is_empty() || key == "auto" {
+            return Ok(Kernel::best());
+        }
+        let runs = || {
+            let names: Vec<&str> = Kernel::available_kernels().iter().map(|k| k.name()).collect();
+            format!("this CPU runs: auto, {}", names.join(", "))
+        };
+        let Some(kernel) = Kernel::ALL.into_iter().find(|k| k.name() == key) else {
+            let all: Vec<&str> = Kernel::ALL.iter().map(|k| k.name()).collect();
+            return Err(Error::invalid(
+                arg,
+                format!(
+                    "unknown kNN kernel {name:?}; valid names are auto, {} ({})",
+                    all.join(", "),
+                    runs()
+                ),
+            ));
+        };
+        if !kernel.available() {
+            return Err(Error::invalid(
+                arg,
+                format!(
+                    "kNN kernel {:?} needs {}, which this CPU lacks ({})",
+                    kernel.name(),
+                    kernel.needs(),
+                    runs()
+                ),
+            ));
+        }
+        Ok(kernel)
+    }
+}
 
 /// Output of a kNN search: `rows x k` similarities (best first) and indices.
 #[derive(Clone, Debug, PartialEq)]
@@ -111,6 +221,7 @@ pub struct Search<'a> {
     pub(crate) b_inv: &'a [f32],
     pub(crate) bias: Option<&'a [f32]>,
     pub(crate) k: usize,
+    pub(crate) kernel: Kernel,
 }
 
 impl<'a> Search<'a> {
@@ -118,6 +229,8 @@ impl<'a> Search<'a> {
     /// * `bias`: optional per-base-row score added to the cosine similarity
     ///   (e.g. `-r(x)/2` turns the ranking into CSLS); `None` for plain cosine.
     /// * `k`: neighbours per query row, `1..=base.rows()`.
+    ///
+    /// It runs the CPU's best kernel ([`Kernel::best`]); see [`Search::with_kernel`].
     pub fn new(
         queries: MatRef<'a>,
         q_inv: &'a [f32],
@@ -176,7 +289,32 @@ impl<'a> Search<'a> {
             b_inv,
             bias,
             k,
+            kernel: Kernel::best(),
         })
+    }
+
+    /// The same search run by `kernel` (an error if this CPU cannot run it).
+    /// A screen needs base indices that fit `u32`, and the int8 screens rows
+    /// whose integer sums fit `i32` (at most 133144 components; 268401 for
+    /// `int8-avx2`): beyond that the search silently runs the `fp32` kernel
+    /// (same answer).
+    pub fn with_kernel(self, kernel: Kernel) -> Result<Self> {
+        if !kernel.available() {
+            return Err(Error::invalid(
+                "kernel",
+                format!(
+                    "kNN kernel {:?} needs {}, which this CPU lacks",
+                    kernel.name(),
+                    kernel.needs()
+                ),
+            ));
+        }
+        Ok(Search { kernel, ..self })
+    }
+
+    /// The kernel this search runs.
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
     }
 
     /// Search query rows `rows` into `sims`, `idx` (`rows.len() * k` each):
@@ -192,12 +330,24 @@ impl<'a> Search<'a> {
             return Ok(());
         }
         let block = self.rows(rows.start, rows.end);
-        if screen_enabled() && self.base.rows() <= u32::MAX as usize {
-            crate::screen::knn_block_screened(pool, &block, sims, idx);
-        } else {
-            knn_block_fp32(pool, &block, sims, idx);
-        }
+        block.run_kernel(pool, sims, idx);
         Ok(())
+    }
+
+    /// Run this (checked) search with its kernel, or with `fp32` where the
+    /// kernel's screen does not cover the shape.
+    pub(crate) fn run_kernel(&self, pool: &ThreadPool, sims: &mut [f32], idx: &mut [i64]) {
+        use crate::screen::{knn_block_screened, Bf16, Int8, Int8Avx, Int8Avx2, Screen};
+        fn covers<S: Screen>(s: &Search<'_>) -> bool {
+            s.queries.cols() <= S::MAX_DIM && s.base.rows() <= u32::MAX as usize
+        }
+        match self.kernel {
+            Kernel::Int8 if covers::<Int8>(self) => knn_block_screened::<Int8>(pool, self, sims, idx),
+            Kernel::Bf16 if covers::<Bf16>(self) => knn_block_screened::<Bf16>(pool, self, sims, idx),
+            Kernel::Int8Avx if covers::<Int8Avx>(self) => knn_block_screened::<Int8Avx>(pool, self, sims, idx),
+            Kernel::Int8Avx2 if covers::<Int8Avx2>(self) => knn_block_screened::<Int8Avx2>(pool, self, sims, idx),
+            _ => knn_block_fp32(pool, self, sims, idx),
+        }
     }
 
     /// The same search for query rows `start..end` (in range).
@@ -228,12 +378,6 @@ pub fn knn_block(
     Search::new(queries, q_inv, base, b_inv, bias, k)?.run(pool, 0..queries.rows(), sims, idx)
 }
 
-/// Whether [`Search::run`] runs the bf16 screen: the CPU supports it and the
-/// environment does not ask for the `f32` kernel (`TASKSPEC_KNN_KERNEL=fp32`).
-pub fn screen_enabled() -> bool {
-    crate::screen::available() && std::env::var("TASKSPEC_KNN_KERNEL").map_or(true, |v| v != "fp32")
-}
-
 /// The `f32` GEMM kernel of [`Search::run`] (arguments already checked).
 pub(crate) fn knn_block_fp32(pool: &ThreadPool, search: &Search<'_>, sims: &mut [f32], idx: &mut [i64]) {
     let Search {
@@ -243,6 +387,7 @@ pub(crate) fn knn_block_fp32(pool: &ThreadPool, search: &Search<'_>, sims: &mut 
         b_inv,
         bias,
         k,
+        ..
     } = *search;
     let n = queries.rows();
     let m = base.rows();

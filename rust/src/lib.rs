@@ -16,7 +16,7 @@ pub mod vecio;
 mod py;
 
 pub use error::{Error, Result};
-pub use knn::{inverse_norms, knn_block, screen_enabled, Neighbors, Search};
+pub use knn::{inverse_norms, knn_block, Kernel, Neighbors, Search};
 pub use llm::{combine_block, llm_weights_block};
 pub use matrix::MatRef;
 pub use pool::{thread_pool, MAX_THREADS};

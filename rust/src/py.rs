@@ -12,7 +12,7 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::error::Error;
-use crate::knn::{inverse_norms, Search};
+use crate::knn::{inverse_norms, Kernel, Search};
 use crate::llm::{combine_block, llm_weights_block};
 use crate::matrix::MatRef;
 use crate::pool::thread_pool;
@@ -108,6 +108,21 @@ fn norms(
 
 type Matrix<'py, T> = Bound<'py, PyArray2<T>>;
 
+/// Environment variable that forces an exact-kNN kernel by name.
+const KERNEL_VAR: &str = "TASKSPEC_KNN_KERNEL";
+
+/// The kernel `TASKSPEC_KNN_KERNEL` selects (unset: the CPU's best); an
+/// unknown name or one this CPU cannot run is a `ValueError`.
+fn env_kernel() -> PyResult<Kernel> {
+    match std::env::var(KERNEL_VAR) {
+        Ok(name) => Kernel::select(&name, KERNEL_VAR).map_err(to_py),
+        Err(std::env::VarError::NotPresent) => Ok(Kernel::best()),
+        Err(std::env::VarError::NotUnicode(v)) => Err(PyValueError::new_err(format!(
+            "{KERNEL_VAR}: {v:?} is not a kernel name (not valid Unicode)"
+        ))),
+    }
+}
+
 /// Exact cosine kNN (see `taskspec_rs.knn`).
 #[pyfunction]
 #[pyo3(signature = (queries, base, k, *, base_bias=None, num_threads=None, progress=None))]
@@ -124,8 +139,11 @@ fn knn<'py>(
     let q = view(&queries, "queries")?;
     let b = view(&base, "base")?;
     let pool = thread_pool(num_threads).map_err(to_py)?;
+    let kernel = env_kernel()?;
     let (q_inv, b_inv) = norms(py, &pool, q, b, ["queries", "base"])?;
-    let search = Search::new(q, &q_inv, b, &b_inv, bias, k).map_err(to_py)?;
+    let search = Search::new(q, &q_inv, b, &b_inv, bias, k)
+        .and_then(|s| s.with_kernel(kernel))
+        .map_err(to_py)?;
     let n = q.rows();
     let mut sims = vec![0f32; n * k];
     let mut idx = vec![0i64; n * k];
@@ -183,8 +201,11 @@ fn llm_project<'py>(
     let y = view(&y_gen, "y_gen")?;
     let xs = view(&x_spec, "x_spec")?;
     let pool = thread_pool(num_threads).map_err(to_py)?;
+    let kernel = env_kernel()?;
     let (y_inv, x_inv) = norms(py, &pool, y, x, ["y_gen", "x_gen"])?;
-    let search = Search::new(y, &y_inv, x, &x_inv, bias, k).map_err(to_py)?;
+    let search = Search::new(y, &y_inv, x, &x_inv, bias, k)
+        .and_then(|s| s.with_kernel(kernel))
+        .map_err(to_py)?;
     let (n, e) = (y.rows(), xs.cols());
     let mut out = vec![0f32; n * e];
     let mut nbrs = vec![0i64; n * k];
@@ -237,14 +258,16 @@ fn build_profile() -> &'static str {
     crate::BUILD_PROFILE
 }
 
-/// The exact-kNN kernel this CPU and environment select: "bf16-screen" or "fp32".
+/// The exact-kNN kernel this CPU and `TASKSPEC_KNN_KERNEL` select.
 #[pyfunction]
-fn knn_kernel() -> &'static str {
-    if crate::knn::screen_enabled() {
-        "bf16-screen"
-    } else {
-        "fp32"
-    }
+fn knn_kernel() -> PyResult<&'static str> {
+    Ok(env_kernel()?.name())
+}
+
+/// The exact-kNN kernels this CPU can run, the default first.
+#[pyfunction]
+fn knn_kernels() -> Vec<&'static str> {
+    Kernel::available_kernels().into_iter().map(Kernel::name).collect()
 }
 
 /// Threads used when `num_threads=None`.
@@ -264,6 +287,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(build_profile, m)?)?;
     m.add_function(wrap_pyfunction!(default_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(knn_kernel, m)?)?;
+    m.add_function(wrap_pyfunction!(knn_kernels, m)?)?;
     m.add_function(wrap_pyfunction!(read_vectors, m)?)?;
     m.add_function(wrap_pyfunction!(write_vectors, m)?)?;
     Ok(())

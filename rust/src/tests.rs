@@ -5,7 +5,7 @@ mod parsers;
 
 use proptest::prelude::*;
 
-use crate::knn::{inverse_norms, knn, knn_block, Search};
+use crate::knn::{inverse_norms, knn, knn_block, Kernel, Search};
 use crate::llm::{combine_block, llm_weights_block};
 use crate::matrix::MatRef;
 use crate::pool::{thread_pool, MAX_THREADS};
@@ -303,8 +303,8 @@ fn bias_reorders_candidates() {
     assert!(matches!(err, Err(Error::InvalidInput { arg: "bias", .. })));
 }
 
-/// Run one kernel directly: the bf16 screen (`screened`) or the `f32` GEMM.
-fn run_kernel(screened: bool, q: &[f32], b: &[f32], d: usize, k: usize, bias: Option<&[f32]>) -> (Vec<f32>, Vec<i64>) {
+/// Run one kernel through [`Search::with_kernel`].
+fn run_kernel(kernel: Kernel, q: &[f32], b: &[f32], d: usize, k: usize, bias: Option<&[f32]>) -> (Vec<f32>, Vec<i64>) {
     let pool = thread_pool(Some(2)).unwrap();
     let (n, m) = (q.len() / d, b.len() / d);
     let qm = MatRef::new(q, n, d, "q").unwrap();
@@ -312,34 +312,36 @@ fn run_kernel(screened: bool, q: &[f32], b: &[f32], d: usize, k: usize, bias: Op
     let qi = inverse_norms(&pool, qm, "q").unwrap();
     let bi = inverse_norms(&pool, bm, "b").unwrap();
     let (mut s, mut ix) = (vec![0f32; n * k], vec![0i64; n * k]);
-    let search = Search::new(qm, &qi, bm, &bi, bias, k).unwrap();
-    if screened {
-        crate::screen::knn_block_screened(&pool, &search, &mut s, &mut ix);
-    } else {
-        crate::knn::knn_block_fp32(&pool, &search, &mut s, &mut ix);
-    }
+    let search = Search::new(qm, &qi, bm, &bi, bias, k)
+        .unwrap()
+        .with_kernel(kernel)
+        .unwrap();
+    search.run(&pool, 0..n, &mut s, &mut ix).unwrap();
     (s, ix)
 }
 
-/// Both kernels return the naive f64 top-k (indices may differ only between
-/// candidates that tie within `tol`). With `self_offset = Some(o)` query row
-/// `i` is base row `o + i`, excluded as the Python layer does it (a search of
-/// `k + 1`, then [`drop_self`]), which must equal the naive list without it.
+/// The screens this CPU runs (each re-ranks exactly in f64).
+fn screens() -> Vec<Kernel> {
+    Kernel::available_kernels()
+        .into_iter()
+        .filter(|&k| k != Kernel::Fp32)
+        .collect()
+}
+
+/// Every kernel this CPU runs returns the naive f64 top-k (indices may differ
+/// only between candidates that tie within `tol`). With `self_offset = Some(o)`
+/// query row `i` is base row `o + i`, excluded as the Python layer does it (a
+/// search of `k + 1`, then [`drop_self`]), which must equal the naive list without it.
 fn check_kernels(q: &[f32], b: &[f32], d: usize, k: usize, self_offset: Option<usize>, bias: Option<&[f32]>, tol: f64) {
     let n = q.len() / d;
     let want = naive_ranked(q, b, d, self_offset, bias);
-    let kernels: &[bool] = if crate::screen::available() {
-        &[false, true]
-    } else {
-        &[false]
-    };
-    for &screened in kernels {
-        // The screen re-ranks in f64: it must agree to float32 output precision.
-        let tol = if screened { 1e-7 } else { tol };
+    for kernel in Kernel::available_kernels() {
+        // The screens re-rank in f64: they must agree to float32 output precision.
+        let tol = if kernel == Kernel::Fp32 { tol } else { 1e-7 };
         let (s, ix) = match self_offset {
-            None => run_kernel(screened, q, b, d, k, bias),
+            None => run_kernel(kernel, q, b, d, k, bias),
             Some(o) => {
-                let (s, ix) = run_kernel(screened, q, b, d, k + 1, bias);
+                let (s, ix) = run_kernel(kernel, q, b, d, k + 1, bias);
                 drop_self(&s, &ix, k + 1, o)
             }
         };
@@ -347,15 +349,12 @@ fn check_kernels(q: &[f32], b: &[f32], d: usize, k: usize, self_offset: Option<u
             for j in 0..k {
                 let (ws, wi) = want[i][j];
                 let (gs, gi) = (s[i * k + j] as f64, ix[i * k + j]);
-                assert!(
-                    (ws - gs).abs() < tol,
-                    "screened={screened} row {i} rank {j}: sim {gs} vs {ws}"
-                );
+                assert!((ws - gs).abs() < tol, "{kernel:?} row {i} rank {j}: sim {gs} vs {ws}");
                 if gi != wi {
                     let alt = want[i].iter().find(|p| p.1 == gi).unwrap();
                     assert!(
                         (alt.0 - ws).abs() < tol,
-                        "screened={screened} row {i} rank {j}: index {gi} ({}) vs {wi} ({ws})",
+                        "{kernel:?} row {i} rank {j}: index {gi} ({}) vs {wi} ({ws})",
                         alt.0
                     );
                 }
@@ -411,8 +410,10 @@ fn screen_handles_near_ties_and_duplicates() {
     b[1999 * d..2000 * d].copy_from_slice(&first);
     let q: Vec<f32> = first.clone();
     check_kernels(&q, &b, d, 20, None, None, 1e-5);
-    let (_, ix) = run_kernel(crate::screen::available(), &q, &b, d, 3, None);
-    assert_eq!(ix, vec![0, 7, 1999]);
+    for kernel in screens() {
+        let (_, ix) = run_kernel(kernel, &q, &b, d, 3, None);
+        assert_eq!(ix, vec![0, 7, 1999], "{kernel:?}");
+    }
 }
 
 #[test]
@@ -426,9 +427,6 @@ fn screen_with_bias_and_exclusion() {
 
 #[test]
 fn screen_threads_agree_and_large_k() {
-    if !crate::screen::available() {
-        return;
-    }
     let d = 40;
     let b = clustered(1000, d, 9, 18);
     let q = clustered(150, d, 4, 19);
@@ -439,13 +437,18 @@ fn screen_threads_agree_and_large_k() {
     let bm = MatRef::new(&b, 1000, d, "b").unwrap();
     let qi = inverse_norms(&pool1, qm, "q").unwrap();
     let bi = inverse_norms(&pool1, bm, "b").unwrap();
-    let run = |pool: &rayon::ThreadPool| {
-        let (mut s, mut ix) = (vec![0f32; 150 * 7], vec![0i64; 150 * 7]);
-        let search = Search::new(qm, &qi, bm, &bi, None, 7).unwrap();
-        crate::screen::knn_block_screened(pool, &search, &mut s, &mut ix);
-        (s, ix)
-    };
-    assert_eq!(run(&pool1), run(&pool2));
+    for kernel in screens() {
+        let run = |pool: &rayon::ThreadPool| {
+            let (mut s, mut ix) = (vec![0f32; 150 * 7], vec![0i64; 150 * 7]);
+            let search = Search::new(qm, &qi, bm, &bi, None, 7)
+                .unwrap()
+                .with_kernel(kernel)
+                .unwrap();
+            search.run(pool, 0..150, &mut s, &mut ix).unwrap();
+            (s, ix)
+        };
+        assert_eq!(run(&pool1), run(&pool2), "{kernel:?}");
+    }
 }
 
 #[test]
@@ -459,15 +462,15 @@ fn screen_bounds_candidates_when_everything_ties() {
     let q: Vec<f32> = row.iter().cycle().take(3 * d).copied().collect();
     for m in [1800, 20000] {
         let b: Vec<f32> = row.iter().cycle().take(m * d).copied().collect();
-        for screened in [false, crate::screen::available()] {
-            let (s, ix) = run_kernel(screened, &q, &b, d, 5, None);
-            assert_eq!(ix, [0, 1, 2, 3, 4].repeat(3), "m={m} screened={screened}");
+        for kernel in Kernel::available_kernels() {
+            let (s, ix) = run_kernel(kernel, &q, &b, d, 5, None);
+            assert_eq!(ix, [0, 1, 2, 3, 4].repeat(3), "m={m} {kernel:?}");
             assert!(s.iter().all(|&v| (v - 1.0).abs() < 1e-6));
+            // Exclusion (k + 1, then drop the row itself) among exact ties.
+            let (s, ix) = run_kernel(kernel, &b[..4 * d], &b, d, 4, None);
+            let (_, ix) = drop_self(&s, &ix, 4, 0);
+            assert_eq!(ix, vec![1, 2, 3, 0, 2, 3, 0, 1, 3, 0, 1, 2], "m={m} {kernel:?}");
         }
-        // Exclusion (k + 1, then drop the row itself) among exact ties.
-        let (s, ix) = run_kernel(crate::screen::available(), &b[..4 * d], &b, d, 4, None);
-        let (_, ix) = drop_self(&s, &ix, 4, 0);
-        assert_eq!(ix, vec![1, 2, 3, 0, 2, 3, 0, 1, 3, 0, 1, 2]);
     }
 }
 
@@ -483,7 +486,7 @@ fn exclusion_by_one_more_neighbour_in_a_later_block() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
-    /// The bf16 screen returns the naive f64 top-k for any shape, k and bias.
+    /// Every kernel returns the naive f64 top-k for any shape, k and bias.
     #[test]
     fn screen_equals_naive(n in 1usize..30, m in 2usize..900, d in 1usize..70, k in 1usize..12,
                            centres in 1usize..6, use_bias in any::<bool>(), seed in 0u64..1000) {
@@ -493,4 +496,262 @@ proptest! {
         let bias: Vec<f32> = (0..m).map(|j| -0.05 * ((j * 13 % 7) as f32)).collect();
         check_kernels(&q, &b, d, k, None, use_bias.then_some(&bias[..]), 1e-5);
     }
+}
+
+#[test]
+fn kernel_names_select_and_fail_clearly() {
+    let best = Kernel::best();
+    assert!(best.available());
+    assert_eq!(Kernel::available_kernels()[0], best);
+    assert_eq!(*Kernel::available_kernels().last().unwrap(), Kernel::Fp32);
+    for name in ["", "auto", " AUTO "] {
+        assert_eq!(Kernel::select(name, "VAR").unwrap(), best);
+    }
+    for kernel in Kernel::available_kernels() {
+        assert_eq!(Kernel::select(kernel.name(), "VAR").unwrap(), kernel);
+        assert_eq!(Kernel::select(&kernel.name().to_uppercase(), "VAR").unwrap(), kernel);
+    }
+    let err = Kernel::select("int4", "TASKSPEC_KNN_KERNEL").unwrap_err();
+    assert!(matches!(
+        err,
+        Error::InvalidInput {
+            arg: "TASKSPEC_KNN_KERNEL",
+            ..
+        }
+    ));
+    let msg = err.to_string();
+    for kernel in Kernel::ALL {
+        assert!(msg.contains(kernel.name()), "{msg}");
+    }
+    // A kernel this CPU cannot run is refused by name and by Search::with_kernel.
+    let pool = thread_pool(Some(1)).unwrap();
+    let b = [1.0f32, 0.0, 0.0, 1.0];
+    let bm = MatRef::new(&b, 2, 2, "b").unwrap();
+    let bi = inverse_norms(&pool, bm, "b").unwrap();
+    let search = Search::new(bm, &bi, bm, &bi, None, 1).unwrap();
+    assert_eq!(search.kernel(), best);
+    for kernel in Kernel::ALL.into_iter().filter(|k| !k.available()) {
+        let err = Kernel::select(kernel.name(), "VAR").unwrap_err().to_string();
+        assert!(err.contains("lacks"), "{err}");
+        assert!(search.with_kernel(kernel).is_err());
+    }
+}
+
+/// Decode a packed row of `kernel` (as query or base) into the vector the screen computes with.
+fn decode(kernel: Kernel, words: &[u32], scale: f32, query: bool, d: usize) -> Vec<f64> {
+    let mut out: Vec<f64> = match kernel {
+        Kernel::Bf16 => words
+            .iter()
+            .flat_map(|&w| [w & 0xffff, w >> 16])
+            .map(|h| f32::from_bits(h << 16) as f64)
+            .collect(),
+        _ => words
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .map(|b| if query { b as i32 - 128 } else { b as i8 as i32 } as f64)
+            .collect(),
+    };
+    out.truncate(d);
+    out.iter_mut().for_each(|v| *v *= scale as f64);
+    out
+}
+
+/// Pack rows with `kernel`'s screen (`query` or base side): codes and packed words.
+fn pack_rows(kernel: Kernel, rows: &[f32], d: usize, query: bool) -> Vec<(crate::screen::Code, Vec<u32>, Vec<f64>)> {
+    use crate::screen::{Bf16, Int8, Int8Avx2, Screen};
+    let per_word = if kernel == Kernel::Bf16 { 2 } else { 4 };
+    assert!(kernel.available());
+    rows.chunks(d)
+        .map(|row| {
+            let norm = row.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt();
+            let unit: Vec<f64> = row.iter().map(|&x| x as f64 / norm).collect();
+            let mut words = vec![0u32; d.div_ceil(per_word)];
+            let mut u = Vec::new();
+            // SAFETY: the kernel is available (asserted above).
+            let code = unsafe {
+                match (kernel, query) {
+                    (Kernel::Bf16, _) => Bf16::pack_query(row, &mut u, &mut words),
+                    (_, true) => Int8::pack_query(row, &mut u, &mut words),
+                    (Kernel::Int8Avx2, false) => Int8Avx2::pack_base(row, &mut u, &mut words),
+                    (_, false) => Int8::pack_base(row, &mut u, &mut words),
+                }
+            };
+            (code, words, unit)
+        })
+        .collect()
+}
+
+#[test]
+fn screen_codes_bound_the_score_error() {
+    // The packed rows satisfy the module's bound |q.b - q~.b~| <= e_q + (1 + e_q) e_b
+    // with the recorded residuals, and the int8 accumulator start makes the
+    // unsigned-by-signed byte sum the signed integer dot product exactly.
+    use crate::screen::{Bf16, Int8, Int8Avx2, Screen};
+    for d in [1, 2, 3, 5, 64, 301] {
+        let mut b = clustered(60, d, 3, 30);
+        // A spike: one large component makes the int8 scale coarse for that row.
+        b[d - 1] = 400.0;
+        let q = clustered(20, d, 2, 31);
+        for kernel in [Kernel::Bf16, Kernel::Int8, Kernel::Int8Avx2] {
+            if !kernel.available() {
+                continue;
+            }
+            let bound = match kernel {
+                Kernel::Bf16 => Bf16::resid_bound(d),
+                Kernel::Int8 => Int8::resid_bound(d),
+                _ => Int8Avx2::resid_bound(d),
+            };
+            let qs = pack_rows(kernel, &q, d, true);
+            let bs = pack_rows(kernel, &b, d, false);
+            for (rows, query) in [(&qs, true), (&bs, false)] {
+                for (code, words, u) in rows {
+                    let approx = decode(kernel, words, code.scale, query, d);
+                    let resid = u
+                        .iter()
+                        .zip(&approx)
+                        .map(|(x, y)| (x - y) * (x - y))
+                        .sum::<f64>()
+                        .sqrt();
+                    assert!(
+                        (resid - code.resid).abs() <= 1e-12,
+                        "{kernel:?} d={d}: {resid} vs {}",
+                        code.resid
+                    );
+                    assert!(code.resid <= bound, "{kernel:?} d={d}: {} > {bound}", code.resid);
+                }
+            }
+            for (cq, wq, uq) in &qs {
+                let aq = decode(kernel, wq, cq.scale, true, d);
+                for (cb, wb, ub) in &bs {
+                    let ab = decode(kernel, wb, cb.scale, false, d);
+                    let exact: f64 = uq.iter().zip(ub).map(|(x, y)| x * y).sum();
+                    let screened: f64 = aq.iter().zip(&ab).map(|(x, y)| x * y).sum();
+                    let err = (exact - screened).abs();
+                    assert!(
+                        err <= cq.resid + (1.0 + cq.resid) * cb.resid + 1e-12,
+                        "{kernel:?} d={d}: {err}"
+                    );
+                    if kernel != Kernel::Bf16 {
+                        let bytes = |w: &Vec<u32>| w.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+                        let (qb, bb) = (bytes(wq), bytes(wb));
+                        assert!(kernel == Kernel::Int8 || bb.iter().all(|&y| (y as i8).abs() <= 63));
+                        let acc: i64 = qb.iter().zip(&bb).map(|(&x, &y)| x as i64 * y as i8 as i64).sum();
+                        let ints: i64 = qb
+                            .iter()
+                            .zip(&bb)
+                            .map(|(&x, &y)| (x as i64 - 128) * y as i8 as i64)
+                            .sum();
+                        assert_eq!(acc + cb.init as i64, ints);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn screens_handle_spiky_rows_csls_bias_and_tiny_widths() {
+    // Rows with one dominant component quantise coarsely in int8 (wide
+    // windows); a CSLS-like bias of either sign; widths 1..5 and 65.
+    for d in [1, 2, 3, 4, 5, 65] {
+        let mut b = clustered(700, d, 6, 40);
+        for j in (0..700).step_by(7) {
+            b[j * d + (j % d)] *= 60.0;
+        }
+        let q = clustered(50, d, 4, 41);
+        let bias: Vec<f32> = (0..700).map(|j| 0.4 * (((j * 29) % 13) as f32 / 13.0 - 0.5)).collect();
+        check_kernels(&q, &b, d, 7, None, Some(&bias), 1e-5);
+        check_kernels(&q, &b, d, 1, None, None, 1e-5);
+    }
+}
+
+#[test]
+fn int8_at_and_beyond_its_integer_range() {
+    // d = 133144: the widest int8 rows (the accumulators' start values wrap,
+    // the sums stay exact), with codes of +-127 everywhere (the largest sums).
+    use crate::screen::{Int8, Screen};
+    let rows = |d: usize| {
+        let mut b = clustered(24, d, 3, 50);
+        b[..d].iter_mut().for_each(|x| *x = x.signum());
+        b.copy_within(..d, d);
+        let mut q = clustered(2, d, 2, 51);
+        q[..d].copy_from_slice(&b[..d]);
+        (q, b)
+    };
+    let d = Int8::MAX_DIM;
+    let (q, b) = rows(d);
+    check_kernels(&q, &b, d, 3, None, None, 1e-5);
+    // One more: 127^2 d no longer fits i32, so an int8 search runs the f32 kernel.
+    let (q, b) = rows(d + 1);
+    for kernel in [Kernel::Int8, Kernel::Int8Avx].into_iter().filter(|k| k.available()) {
+        let fp32 = run_kernel(Kernel::Fp32, &q, &b, d + 1, 3, None);
+        assert_eq!(run_kernel(kernel, &q, &b, d + 1, 3, None), fp32);
+    }
+}
+
+/// Core clock in GHz, from chains of dependent integer adds (one per cycle;
+/// the fastest of 20 short runs, so a run the scheduler interrupted is ignored).
+#[cfg(target_arch = "x86_64")]
+fn clock_ghz() -> f64 {
+    (0..20).map(|_| add_chain_ghz(20_000_000)).fold(0.0, f64::max)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn add_chain_ghz(n: u64) -> f64 {
+    let start = std::time::Instant::now();
+    let mut x = 0u64;
+    for _ in 0..n / 8 {
+        // SAFETY: register arithmetic only.
+        unsafe {
+            std::arch::asm!(
+                "add {0}, 1", "add {0}, 1", "add {0}, 1", "add {0}, 1",
+                "add {0}, 1", "add {0}, 1", "add {0}, 1", "add {0}, 1",
+                inout(reg) x,
+                options(nomem, nostack)
+            )
+        };
+    }
+    std::hint::black_box(x);
+    n as f64 / start.elapsed().as_secs_f64() / 1e9
+}
+
+/// Microkernel peak of each screen's register block with its data in L1
+/// (`cargo test --release --lib microkernel_peaks -- --ignored --nocapture`):
+/// prints `2 * MR * NR * d / time` as GOP/s and its share of the block's
+/// roofline, `ops` per cycle times the measured clock. The `ops` assume two
+/// vector multiply pipes (Zen 4/5, Ice Lake and later servers): 512-bit
+/// `vpdpbusd` 2 x 64 multiply-adds per cycle, 512-bit `vdpbf16ps` and
+/// 256-bit `vpdpbusd` 2 x 32, `vpmaddubsw` + `vpmaddwd` 32 per cycle.
+#[test]
+#[ignore]
+#[cfg(target_arch = "x86_64")]
+fn microkernel_peaks() {
+    use crate::screen::{time_block, Bf16, Int8, Int8Avx, Int8Avx2, Screen};
+    fn report<S: Screen>(name: &str, ops_per_cycle: f64, ghz: f64) {
+        if !S::available() {
+            println!("{name}: not available");
+            return;
+        }
+        // d = 320: the panel (d / PER_WORD words x NR) and the query block stay in L1.
+        let d = 320;
+        let dp = d / S::PER_WORD;
+        let reps = 20_000;
+        time_block::<S>(dp, reps);
+        let best = (0..30).map(|_| time_block::<S>(dp, reps)).fold(f64::INFINITY, f64::min);
+        let gops = 2.0 * (S::MR * S::NR * d) as f64 / best / 1e9;
+        let roof = ops_per_cycle * ghz;
+        println!(
+            "{name}: {}x{} block, d = {d}: {:.1} ns per block, {gops:.0} GOP/s on one core = {:.0}% of {roof:.0}",
+            S::MR,
+            S::NR,
+            best * 1e9,
+            100.0 * gops / roof
+        );
+    }
+    let ghz = clock_ghz();
+    println!("clock: {ghz:.2} GHz");
+    report::<Int8>("int8", 256.0, ghz);
+    report::<Bf16>("bf16", 128.0, ghz);
+    report::<Int8Avx>("int8-avx", 128.0, ghz);
+    report::<Int8Avx2>("int8-avx2", 64.0, ghz);
 }
