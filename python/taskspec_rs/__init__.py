@@ -11,9 +11,10 @@ applied to each target, ``transform(y_gen)`` (:class:`LLMProjector`,
 Every neighbour search goes through :func:`knn`.
 """
 
-from ._core import __version__, build_profile, default_num_threads, knn_kernel
+from ._core import __version__, build_profile, default_num_threads, knn_kernel, knn_kernels
 from .ann import HnswIndex
 from .errors import MissingExtraError, NumericalError, TaskspecError, WriteError
+from .ivf import IvfIndex
 from .neighbors import hub_scores, hubness, knn, margin_counts
 from .project import (
     LinearProjector,
@@ -30,6 +31,7 @@ from .vectors import load_vectors, save_vectors
 
 __all__ = [
     "HnswIndex",
+    "IvfIndex",
     "LLMProjector",
     "LinearProjector",
     "MissingExtraError",
@@ -44,6 +46,7 @@ __all__ = [
     "hubness",
     "knn",
     "knn_kernel",
+    "knn_kernels",
     "llm_from_neighbors",
     "llm_project",
     "llm_weights",

@@ -124,6 +124,14 @@ class HnswIndex:
             ) from None
         return (1.0 - dist).astype(np.float32), labels.astype(np.int64)
 
+    def check_base(self, base: np.ndarray, name: str = "base") -> None:
+        """Raise ``ValueError`` naming ``name`` unless ``base`` has the shape of the indexed vectors."""
+        if base.shape != (self.size, self.dim):
+            raise ValueError(
+                f"index: the HNSW index holds {self.size} x {self.dim} vectors"
+                f" but {name} is {base.shape[0]} x {base.shape[1]}"
+            )
+
 
 def _default_threads() -> int:
     from ._core import default_num_threads
@@ -137,24 +145,8 @@ def resolve_index(
     *,
     num_threads: Optional[int],
     progress: Any,
-) -> tuple[HnswIndex, Optional[int]]:
-    """Return ``(index, ef)`` from ``hnsw``: an :class:`HnswIndex` or a dict of parameters."""
-    if isinstance(hnsw, HnswIndex):
-        if (hnsw.size, hnsw.dim) != x.shape:
-            raise ValueError(
-                f"index: the HNSW index holds {hnsw.size} x {hnsw.dim} vectors"
-                f" but x_gen/base is {x.shape[0]} x {x.shape[1]}"
-            )
-        return hnsw, None
-    params = dict(DEFAULT_HNSW)
-    if hnsw is not None:
-        if not isinstance(hnsw, Mapping):
-            raise TypeError(
-                f"index: expected None, a dict of M/ef_construction/ef or an HnswIndex, got {type(hnsw).__name__}"
-            )
-        unknown = set(hnsw) - set(DEFAULT_HNSW)
-        if unknown:
-            raise ValueError(f"index: unknown HNSW parameter(s) {sorted(unknown)}; allowed: M, ef_construction, ef")
-        params.update(hnsw)
-    index = HnswIndex(x, num_threads=num_threads, progress=progress, **params)
-    return index, params["ef"]
+) -> HnswIndex:
+    """An :class:`HnswIndex` over ``x`` from ``hnsw``: a prebuilt index (checked against ``x``) or its parameters."""
+    from ._index import resolve
+
+    return resolve(hnsw, x, HnswIndex, "HNSW", DEFAULT_HNSW, num_threads=num_threads, progress=progress)

@@ -48,7 +48,7 @@ def llm_project_sharded(
         Threads each task uses (``num_cpus`` requested from Ray).
     **options
         Other options of :class:`~taskspec_rs.LLMProjector` (``reg``,
-        ``margin``, ``backend``, ``index`` as a dict of HNSW parameters).
+        ``margin``, ``backend``, ``index`` as a dict of index parameters).
         ``metric="csls"`` is not supported: its hub penalty needs every
         target word, which a shard does not hold.
 

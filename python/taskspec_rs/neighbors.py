@@ -12,11 +12,13 @@ alignment and lexicon induction — calls :func:`knn`. It takes
   way for every backend: search ``k + 1``, then drop the excluded row (or the
   last one when it is absent);
 * a **backend**, looked up in :data:`BACKENDS`: ``"exact"`` (the Rust engine),
+  ``"ivf"`` (an inverted file searched with the Rust engine, approximate),
   ``"hnsw"`` (hnswlib, approximate) or ``"torch"`` (blocked matrix products on
   a torch device such as a GPU).
 
 Adding a backend is one function ``search(queries, base, k, bias, opts)`` in
-:data:`BACKENDS`.
+:data:`BACKENDS`; a backend with an index also has one resolver of its
+``index=`` argument in :data:`INDEXED`.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
-from . import _core
+from . import _core, ann, ivf
 from ._checks import (
     Progress,
     as_matrix,
@@ -39,18 +41,30 @@ from ._checks import (
     check_same_dim,
     progress_callback,
 )
-from .ann import HnswIndex, resolve_index
+from .ann import HnswIndex
+from .ivf import IvfIndex
 
-__all__ = ["BACKENDS", "METRICS", "hub_scores", "hubness", "knn", "margin_counts"]
+__all__ = ["BACKENDS", "INDEXED", "METRICS", "hub_scores", "hubness", "knn", "margin_counts"]
 
 METRICS = ("cosine", "csls")
+
+CSLS_NEEDS_BIAS = (
+    "metric: 'csls' needs an exact search of each candidate (a per-row score bias, which the HNSW graph "
+    "cannot apply); use backend='exact', 'ivf' or 'torch'"
+)
+
+#: What ``index=`` accepts: ``None``, a dict of index parameters, or a prebuilt index.
+IndexSpec = Union[None, Mapping[str, Any], HnswIndex, IvfIndex]
+
+#: Backends that take ``index=``: name -> ``resolve_index(spec, base, *, num_threads, progress) -> index``.
+INDEXED: dict[str, Callable[..., Any]] = {"hnsw": ann.resolve_index, "ivf": ivf.resolve_index}
 
 
 @dataclass
 class SearchOptions:
     """Backend settings of one search (checked by :func:`knn`)."""
 
-    index: Union[None, Mapping[str, Any], HnswIndex] = None
+    index: IndexSpec = None
     device: Optional[str] = None
     num_threads: Optional[int] = None
     progress: Progress = False
@@ -66,9 +80,14 @@ def _exact(q: np.ndarray, b: np.ndarray, k: int, bias: Optional[np.ndarray], opt
 
 def _hnsw(q: np.ndarray, b: np.ndarray, k: int, bias: Optional[np.ndarray], opts: SearchOptions):
     if bias is not None:
-        raise ValueError("metric: 'csls' needs an exact search; use backend='exact' (or 'torch')")
-    index, ef = resolve_index(opts.index, b, num_threads=opts.num_threads, progress=opts.progress)
-    return index.search(q, k, ef=ef, num_threads=opts.num_threads)
+        raise ValueError(CSLS_NEEDS_BIAS)
+    index = INDEXED["hnsw"](opts.index, b, num_threads=opts.num_threads, progress=opts.progress)
+    return index.search(q, k, num_threads=opts.num_threads)
+
+
+def _ivf(q: np.ndarray, b: np.ndarray, k: int, bias: Optional[np.ndarray], opts: SearchOptions):
+    index = INDEXED["ivf"](opts.index, b, num_threads=opts.num_threads, progress=opts.progress)
+    return index.search(q, k, bias=bias, num_threads=opts.num_threads, progress=opts.progress)
 
 
 def _torch(q: np.ndarray, b: np.ndarray, k: int, bias: Optional[np.ndarray], opts: SearchOptions):
@@ -85,6 +104,7 @@ def _torch(q: np.ndarray, b: np.ndarray, k: int, bias: Optional[np.ndarray], opt
 #: Inputs are checked float32 matrices; ``bias`` (or ``None``) is added to every base row's score.
 BACKENDS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
     "exact": _exact,
+    "ivf": _ivf,
     "hnsw": _hnsw,
     "torch": _torch,
 }
@@ -101,7 +121,7 @@ def knn(
     exclude: Any = None,
     exclude_self: bool = False,
     backend: str = "exact",
-    index: Union[None, Mapping[str, Any], HnswIndex] = None,
+    index: IndexSpec = None,
     device: Optional[str] = None,
     num_threads: Optional[int] = None,
     progress: Progress = False,
@@ -132,14 +152,18 @@ def knn(
     exclude_self : bool, keyword-only
         ``queries`` and ``base`` are one vocabulary: row ``i`` never returns
         ``i`` (also in the CSLS penalty).
-    backend : {"exact", "hnsw", "torch"}, keyword-only
+    backend : {"exact", "ivf", "hnsw", "torch"}, keyword-only
         Exact search in Rust (candidates screened with bfloat16 dot products
         where the CPU has AVX512-BF16, re-ranked in float64; the answer is
-        exact either way, see :func:`knn_kernel`), an approximate HNSW graph,
-        or blocked matrix products with torch on ``device``.
-    index : dict or HnswIndex, keyword-only
-        For ``backend="hnsw"``: index parameters (``M``, ``ef_construction``,
-        ``ef``) or a prebuilt :class:`~taskspec_rs.HnswIndex` over ``base``.
+        exact either way, see :func:`knn_kernel`), an approximate inverted
+        file searched exactly list by list (:class:`~taskspec_rs.IvfIndex`,
+        see ``docs/ANN.md``), an approximate HNSW graph, or blocked matrix
+        products with torch on ``device``.
+    index : dict, IvfIndex or HnswIndex, keyword-only
+        For ``backend="ivf"``: index parameters (``nlist``, ``nprobe``,
+        ``spill``, ``target_recall``, ``seed``) or a prebuilt
+        :class:`~taskspec_rs.IvfIndex` over ``base``. For ``backend="hnsw"``: ``M``, ``ef_construction``,
+        ``ef`` or a prebuilt :class:`~taskspec_rs.HnswIndex`.
     device : str, keyword-only
         For ``backend="torch"``: the torch device (default ``"cuda"``).
     num_threads : int, optional
@@ -196,12 +220,24 @@ def search(
 
 
 def _options(backend: str, index: Any, device: Optional[str], num_threads: Any, progress: Progress) -> SearchOptions:
+    check_backend_options(backend, index, device)
+    return SearchOptions(index=index, device=device, num_threads=check_num_threads(num_threads), progress=progress)
+
+
+def check_backend_options(backend: str, index: Any, device: Any) -> None:
+    """Check ``backend`` and refuse ``index=`` / ``device=`` given to a backend that does not take them."""
     check_choice(backend, tuple(BACKENDS), "backend")
-    if index is not None and backend != "hnsw":
-        raise ValueError("index: HNSW parameters were given but the backend is not 'hnsw'; pass backend='hnsw'")
+    if index is not None and backend not in INDEXED:
+        owner = "ivf" if isinstance(index, IvfIndex) or _ivf_params(index) else "hnsw"
+        raise ValueError(
+            f"index: {owner.upper()} parameters were given but the backend is not '{owner}'; pass backend='{owner}'"
+        )
     if device is not None and backend != "torch":
         raise ValueError("device: a torch device was given but the backend is not 'torch'; pass backend='torch'")
-    return SearchOptions(index=index, device=device, num_threads=check_num_threads(num_threads), progress=progress)
+
+
+def _ivf_params(index: Any) -> bool:
+    return isinstance(index, Mapping) and bool(index) and set(index) <= set(ivf.DEFAULT_IVF)
 
 
 def exclusion(exclude: Any, exclude_self: bool, n: int, m: int) -> Optional[np.ndarray]:

@@ -8,7 +8,7 @@ the general (cross-lingual) embeddings of the source / target vocabulary,
 Every projection has one shape, as a scikit-learn transformer: fitted on the
 source, ``fit(x_gen, x_spec)``, then applied to each target language,
 ``transform(y_gen)``. The fitted object keeps what every language and every
-``k`` reuse (the checked source matrices, an HNSW index). The functions
+``k`` reuse (the checked source matrices, an IVF or HNSW index). The functions
 :func:`llm_project`, :func:`lp_project` and :func:`orthogonal_project` are
 one-call shortcuts taking ``(x_gen, x_spec, y_gen)`` in that order.
 
@@ -21,9 +21,8 @@ vectors: cosine similarity is undefined for a zero-norm row, so a zero row in
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 import numpy as np
 
@@ -42,8 +41,18 @@ from ._checks import (
     progress_callback,
     rows_source,
 )
-from .ann import HnswIndex, resolve_index
-from .neighbors import BACKENDS, METRICS, SearchOptions, exclusion, hub_scores, margin_counts, search
+from .neighbors import (
+    CSLS_NEEDS_BIAS,
+    INDEXED,
+    METRICS,
+    IndexSpec,
+    SearchOptions,
+    check_backend_options,
+    exclusion,
+    hub_scores,
+    margin_counts,
+    search,
+)
 
 __all__ = [
     "LLMProjector",
@@ -59,6 +68,8 @@ __all__ = [
 
 #: Target rows handled per call of the core (bounds the temporary memory).
 BLOCK_ROWS = 65536
+#: The IVF search prepares each list it probes once per call: it takes blocks this many times larger.
+IVF_BLOCK_FACTOR = 4
 
 
 @dataclass(frozen=True)
@@ -140,12 +151,13 @@ class LLMProjector:
     margin : float, optional, keyword-only
         Adaptive k: target word ``i`` keeps only the neighbours whose score is
         within ``margin`` of its best one (at least 1, at most ``k``).
-    backend : {"exact", "hnsw", "torch"}, keyword-only
+    backend : {"exact", "ivf", "hnsw", "torch"}, keyword-only
         Neighbour search (see :func:`taskspec_rs.knn`). ``"torch"`` also does
         the Gram solves with torch on ``device``.
-    index : dict or HnswIndex, keyword-only
-        HNSW parameters or a prebuilt index over ``x_gen`` (``backend="hnsw"``);
-        built once in :meth:`fit` and reused for every target and ``k``.
+    index : dict, IvfIndex or HnswIndex, keyword-only
+        Index parameters or a prebuilt index over ``x_gen`` (``backend="ivf"``
+        or ``"hnsw"``); built once in :meth:`fit` and reused for every target
+        and ``k``.
     device : str, keyword-only
         Torch device for ``backend="torch"`` (default ``"cuda"``).
     num_threads : int, optional
@@ -155,8 +167,8 @@ class LLMProjector:
     ----------
     x_gen_, x_spec_ : ndarray
         The checked source matrices (set by :meth:`fit`).
-    index_ : HnswIndex or None
-        The HNSW index over ``x_gen_`` (``backend="hnsw"``).
+    index_ : IvfIndex, HnswIndex or None
+        The index over ``x_gen_`` (``backend="ivf"`` or ``"hnsw"``).
     """
 
     def __init__(
@@ -168,7 +180,7 @@ class LLMProjector:
         csls_k: int = 10,
         margin: Optional[float] = None,
         backend: str = "exact",
-        index: Union[None, Mapping[str, Any], HnswIndex] = None,
+        index: IndexSpec = None,
         device: Optional[str] = None,
         num_threads: Optional[int] = None,
         progress: Progress = False,
@@ -178,14 +190,10 @@ class LLMProjector:
         self.metric = check_choice(metric, METRICS, "metric")
         self.csls_k = check_k(csls_k, np.iinfo(np.int64).max, "any positive int", name="csls_k")
         self.margin = check_margin(margin)
-        self.backend = check_choice(backend, tuple(BACKENDS), "backend")
+        check_backend_options(backend, index, device)
         if backend == "hnsw" and metric == "csls":
-            raise ValueError("metric: 'csls' needs an exact search; use backend='exact' (or 'torch')")
-        if index is not None and backend != "hnsw":
-            raise ValueError("index: HNSW parameters were given but the backend is not 'hnsw'; pass backend='hnsw'")
-        if device is not None and backend != "torch":
-            raise ValueError("device: a torch device was given but the backend is not 'torch'; pass backend='torch'")
-        self.index, self.device = index, device
+            raise ValueError(CSLS_NEEDS_BIAS)
+        self.backend, self.index, self.device = backend, index, device
         self.num_threads = check_num_threads(num_threads)
         self.progress = progress
 
@@ -193,10 +201,9 @@ class LLMProjector:
         """Keep the source: general ``x_gen`` (m, d) and task-specific ``x_spec`` (m, e), row i the same word."""
         self.x_gen_, self.x_spec_ = _source(x_gen, x_spec)
         self.index_ = None
-        if self.backend == "hnsw":
-            self.index_, _ = resolve_index(
-                self.index, self.x_gen_, num_threads=self.num_threads, progress=self.progress
-            )
+        if self.backend in INDEXED:
+            resolve = INDEXED[self.backend]
+            self.index_ = resolve(self.index, self.x_gen_, num_threads=self.num_threads, progress=self.progress)
         return self
 
     def transform(
@@ -236,8 +243,9 @@ class LLMProjector:
         nbrs, weights = np.empty((n, k), np.int64), np.empty((n, k), np.float32)
         cb, close = progress_callback(self.progress, "llm_project", n)
         try:
-            for s in range(0, n, BLOCK_ROWS):
-                e = min(s + BLOCK_ROWS, n)
+            step = BLOCK_ROWS * (IVF_BLOCK_FACTOR if self.backend == "ivf" else 1)
+            for s in range(0, n, step):
+                e = min(s + step, n)
                 yb = _target_block(y_src, s, e, x)
                 block_excl = None if excl is None else excl[s:e]
                 out[s:e], nbrs[s:e], weights[s:e] = self._project_block(yb, k, bias, block_excl, s, n, cb)
