@@ -10,6 +10,7 @@ import pytest
 from taskspec_rs.config import (
     DEFAULT_METHODS,
     NORMALIZE_MODES,
+    VOCABULARIES,
     DataOptions,
     ExperimentConfig,
     LanguageConfig,
@@ -43,7 +44,8 @@ def _other_value(f: dataclasses.Field):
         return f.default + 1
     if isinstance(f.default, float):
         return f.default / 2
-    return next(m for m in NORMALIZE_MODES if m != f.default)  # the only str option is normalize
+    choices = {"normalize": NORMALIZE_MODES, "vocabulary": VOCABULARIES}[f.name]  # the str options
+    return next(m for m in choices if m != f.default)
 
 
 def _allowed(message: str) -> list[str]:

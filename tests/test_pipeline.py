@@ -307,6 +307,7 @@ def test_train_save_load_round_trip(tmp_path):
 
 
 def test_untrained_words_keep_their_general_vectors():
+    """With the general vocabulary, words training never sees keep their general vectors."""
     emb, train, dev = _toy_task(np.random.default_rng(1))
 
     def keep(ds):  # words w0, w4, w8, ... never occur in train or dev
@@ -314,9 +315,8 @@ def test_untrained_words_keep_their_general_vectors():
 
     train, dev = keep(train), keep(dev)
     seen = {w for t in train.texts + dev.texts for w in t.split()}
-    model = train_classifier(
-        train, dev, emb, labels=["a", "b"], lang="xx", tokenizer="regex", options=TrainOptions(epochs=2, rescale=False)
-    )
+    opts = TrainOptions(epochs=2, rescale=False, vocabulary="general")  # every word of emb is in the vocabulary
+    model = train_classifier(train, dev, emb, labels=["a", "b"], lang="xx", tokenizer="regex", options=opts)
     x_spec = model.network.word_vectors()
     unseen = [i for i, w in enumerate(emb.words) if w not in seen]
     trained = [i for i, w in enumerate(emb.words) if w in {x for t in train.texts for x in t.split()}]

@@ -230,6 +230,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     methods = parse_methods(args.methods) if args.methods else None
     if args.seeds is not None and args.seeds < 1:
         raise TaskspecError("--seeds must be >= 1")
+    _check_save_models(args)
     if args.resume is not None:  # continue in DIR: it may hold an interrupted run's output
         args.out, args.force = _resume_out(args), True
     if args.config is None:
@@ -245,13 +246,41 @@ def cmd_eval(args: argparse.Namespace) -> int:
     config = _load_config(config_path, args.set)
     resume = args.resume is not None
     result = run_experiment(
-        config, seeds=args.seeds, methods=methods, progress=not args.quiet, log=log, out_dir=out, resume=resume
+        config,
+        seeds=args.seeds,
+        methods=methods,
+        progress=not args.quiet,
+        log=log,
+        out_dir=out,
+        resume=resume,
+        save_models=args.save_models,
     )
     paths = write_results(result, out, title=title)
-    print(f"\nAccuracy (%), mean ±std over {len(result.meta['seeds'])} seed(s):\n")
+    n_seeds = len(result.meta["seeds"])
+    print(f"\nAccuracy (%), mean ±std over {n_seeds} seed(s):\n")
     print(result.table())
+    print(f"\nMacro-F1 (%), mean ±std over {n_seeds} seed(s):\n")
+    print(result.table(metric="macro_f1"))
     print(f"\nwrote {', '.join(str(p) for p in paths)}")
+    if args.save_models is not None:
+        print(f"target models: {args.save_models}/<method>/<lang>/seed<S>/")
     return 0
+
+
+def _check_save_models(args: argparse.Namespace) -> None:
+    """``--save-models DIR`` must be a folder that is absent or empty (or ``--force`` / ``--resume``)."""
+    from ._io import occupied
+
+    path = args.save_models
+    if path is None:
+        return
+    if path.exists() and not path.is_dir():
+        raise TaskspecError(f"--save-models {path} exists and is not a directory")
+    if occupied(path) and not (args.force or args.resume is not None):
+        raise TaskspecError(
+            f"--save-models {path} exists and is not empty (use --force to replace the models in it, "
+            "or --resume to continue an interrupted eval)"
+        )
 
 
 def _resume_out(args: argparse.Namespace) -> Path:
@@ -297,7 +326,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ._io import check_writable, occupied
-    from .experiment import load_experiment, train_language
+    from .experiment import load_experiment, source_record, train_language
 
     config = _load_config(args.config, args.set)
     out = Path(args.out)
@@ -316,10 +345,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         desc=f"train {args.kind}",
     )
+    model.info["source"] = source_record(config)  # what `project --k auto` tunes k with
     model.save(out, force=args.force)
     print(
-        f"trained {args.kind} model on {src.lang}: best epoch {model.info['best_epoch']}, "
-        f"dev accuracy {model.info['dev_accuracy']:.4f}; saved to {out}"
+        f"trained {args.kind} model on {src.lang} ({config.train.vocabulary} vocabulary, {len(model.words)} words): "
+        f"best epoch {model.info['best_epoch']}, dev accuracy {model.info['dev_accuracy']:.4f}; saved to {out}"
     )
     return 0
 
@@ -329,20 +359,95 @@ def cmd_project(args: argparse.Namespace) -> int:
     from .model import TaskModel
     from .train import project_model
 
+    if args.k == "auto" and args.method != "llm":
+        raise TaskspecError(f"--k auto chooses the k of LLM: use it with --method llm, not --method {args.method}")
     model = TaskModel.load(args.model)
+    reg = args.reg if args.reg is not None else (model.info.get("source") or {}).get("reg", 1e-3)
+    k, selection = args.k, None
+    if k == "auto":
+        k, selection = _auto_k(model, args, reg)
     target = load_embeddings(args.embeddings, key=args.embeddings_key or args.lang)
     tokenizer = args.tokenizer or ("janome" if args.lang == "ja" else "regex")
-    if args.k < 1:
-        raise TaskspecError("--k must be >= 1")
-    projected = project_model(
-        model, target, lang=args.lang, tokenizer=tokenizer, method=args.method, k=args.k, reg=args.reg
-    )
+    projected = project_model(model, target, lang=args.lang, tokenizer=tokenizer, method=args.method, k=k, reg=reg)
+    if selection is not None:
+        projected.info["k_selection"] = selection
     projected.save(args.out, force=args.force)
     print(
         f"projected {model.lang} model to {args.lang} ({args.method}"
-        f"{f', k={args.k}' if args.method == 'llm' else ''}, {len(target.words)} words); saved to {args.out}"
+        f"{f', k={k}' if args.method == 'llm' else ''}, {len(target.words)} words); saved to {args.out}"
     )
     return 0
+
+
+def _k_option(text: str) -> int | str:
+    """``--k``: a positive integer, or ``auto``."""
+    if text == "auto":
+        return text
+    try:
+        k = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}") from None
+    if k < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1 (or 'auto'), got {k}")
+    return k
+
+
+def _k_grid_option(text: str) -> tuple[int, ...]:
+    """``--k-grid``: comma-separated positive integers."""
+    try:
+        grid = sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}") from None
+    if not grid or grid[0] < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
+    return tuple(grid)
+
+
+def _auto_k(model: Any, args: argparse.Namespace, reg: float) -> tuple[int, dict]:
+    """``--k auto``: the k of the source self-projection on the source dev set, as ``clwe_opt_llm_ktask`` picks
+    it; returns ``(k, record for model.json)``."""
+    import dataclasses
+
+    from .config import DEFAULT_K_GRID, DataOptions
+    from .data import load_dataset
+    from .experiment import general_embeddings
+    from .train import choose_k
+
+    record = model.info.get("source") or {}
+    dev_path = args.dev or record.get("dev")
+    if dev_path is None:
+        raise TaskspecError(
+            f"--k auto: {args.model} records no source dev set (it was not trained by 'taskspec-rs train CONFIG'); "
+            "give --dev PATH, the labelled source-language dev set, or a number, e.g. --k 10"
+        )
+    emb_path = args.source_embeddings or record.get("embeddings")
+    if emb_path is None:
+        raise TaskspecError(
+            f"--k auto: {args.model} records no source embeddings; give --source-embeddings PATH "
+            f"(the general {model.lang} vectors the model was trained from)"
+        )
+    key = args.source_embeddings_key or (record.get("embeddings_key") if not args.source_embeddings else None)
+    alignment = record.get("alignment") if not args.source_embeddings else None
+    general = general_embeddings(
+        Path(emb_path),
+        key or model.lang,
+        alignment=Path(alignment) if alignment else None,
+        rescale=bool(model.hparams.get("rescale")),
+        normalize=model.hparams.get("normalize", "none"),
+    )
+    options = DataOptions(**record["data"]) if "data" in record else DataOptions()
+    if args.dev:  # another file: its format from its extension, the recorded columns
+        options = dataclasses.replace(options, format=None)
+    dev = load_dataset(dev_path, options=options)
+    grid = args.k_grid or tuple(record.get("k_grid") or DEFAULT_K_GRID)
+    k, scores = choose_k(model, dev, general, k_grid=grid, reg=reg)
+    print(
+        "source self-projection, dev accuracy by k: "
+        + ", ".join(f"{kk}: {v:.4f}" for kk, v in scores.items())
+        + f" -> k = {k}"
+    )
+    selection = {"rule": "source self-projection", "dev": str(dev_path), "k_grid": list(grid), "reg": reg}
+    return k, {**selection, "scores": {str(kk): v for kk, v in scores.items()}}
 
 
 def _predict_inputs(args: argparse.Namespace) -> tuple[list[str], list[str] | None]:
@@ -384,8 +489,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(payload)
     if gold is not None:
+        from .model import macro_f1
+
         acc = sum(p == g for p, g in zip(predictions, gold)) / len(gold)
-        print(f"accuracy {acc:.4f} on {len(gold)} examples", file=sys.stderr)
+        names = {label: i for i, label in enumerate(dict.fromkeys(list(model.labels) + list(gold)))}
+        f1 = macro_f1([names[g] for g in gold], [names[p] for p in predictions])
+        print(f"accuracy {acc:.4f} on {len(gold)} examples, macro-F1 {f1:.4f}", file=sys.stderr)
     return 0
 
 
@@ -689,6 +798,13 @@ def _add_eval(sub: Any) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
     p.add_argument(
+        "--save-models",
+        type=Path,
+        metavar="DIR",
+        help="keep the deployable target model of every method, target language and seed in "
+        "DIR/<method>/<lang>/seed<S>/ (for predict; it reproduces the accuracy of the table exactly)",
+    )
+    p.add_argument(
         "--resume",
         type=Path,
         metavar="DIR",
@@ -728,8 +844,26 @@ def _add_project(sub: Any) -> None:
         default="llm",
         help="llm (default), lp, orth (Procrustes), or gen (= use the general vectors, for fixed models)",
     )
-    p.add_argument("--k", type=int, default=10, help="neighbours for llm (default 10)")
-    p.add_argument("--reg", type=float, default=1e-3, help="LLM regulariser (default 1e-3)")
+    p.add_argument(
+        "--k",
+        type=_k_option,
+        default=10,
+        help="neighbours for llm (default 10), or auto: the k with the best source-dev accuracy of the source "
+        "self-projection, as clwe_opt_llm_ktask chooses it (needs the source dev set and embeddings, which a model "
+        "trained by 'taskspec-rs train CONFIG' records)",
+    )
+    p.add_argument("--reg", type=float, help="LLM regulariser (default: the model's configuration, else 1e-3)")
+    p.add_argument("--dev", help="--k auto: the labelled source dev set (default: the one the model records)")
+    p.add_argument(
+        "--source-embeddings",
+        help="--k auto: the general source vectors (.vec or .npz; default: those the model records)",
+    )
+    p.add_argument("--source-embeddings-key", help="--k auto: key inside a source .npz (default: the model's)")
+    p.add_argument(
+        "--k-grid",
+        type=_k_grid_option,
+        help="--k auto: comma-separated k values to try (default: the model's k_grid, else 1,2,3,5,10,20,50)",
+    )
     p.add_argument("--out", required=True, help="target model directory to create")
     p.add_argument("--force", action="store_true", help="replace an existing target model directory")
     p.set_defaults(func=cmd_project)

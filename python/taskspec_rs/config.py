@@ -41,6 +41,7 @@ __all__ = [
     "LanguageConfig",
     "TaskspecError",
     "TrainOptions",
+    "VOCABULARIES",
     "load_config",
     "parse_config",
 ]
@@ -62,17 +63,26 @@ NORMALIZATIONS: dict[str, tuple[str, ...]] = {
 }
 NORMALIZE_MODES = tuple(NORMALIZATIONS)
 
+#: The classifier's vocabulary (``[train] vocabulary``): the words of the training data (the paper's
+#: protocol) or every word of the general embeddings.
+VOCABULARIES = ("train", "general")
+
+#: The k values tried by the ``*_ktask`` methods and ``taskspec-rs project --k auto`` unless configured.
+DEFAULT_K_GRID: tuple[int, ...] = (1, 2, 3, 5, 10, 20, 50)
+
 FORMATS = ("jsonl", "tsv", "absa_xml")
 ABSA_LABEL_MODES = ("three", "binary")
 TOKENIZERS = ("regex", "janome")
 
 
 def parse_methods(methods: Any) -> tuple[str, ...]:
-    """Validate a list of method names; returns them in canonical table order."""
+    """Validate a list of method names; returns them in canonical table order (``"all"``: every method)."""
     if isinstance(methods, str):
         methods = [m.strip() for m in methods.split(",") if m.strip()]
     if not isinstance(methods, list) or not methods or not all(isinstance(m, str) for m in methods):
         raise TaskspecError("config: methods must be a non-empty list of method names")
+    if methods == ["all"]:
+        return tuple(METHODS)
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         raise TaskspecError(f"unknown method(s) {', '.join(unknown)} (known: {', '.join(METHODS)})")
@@ -198,6 +208,10 @@ class TrainOptions:
     rescale: bool = True  # scale vectors to mean norm sqrt(dim), see Embeddings.rescaled
     # general-space normalisation before rescaling, see NORMALIZE_MODES
     normalize: str = field(default="none", metadata=_one_of(NORMALIZE_MODES))
+    # "train": the words of the training data with a general vector (the paper); "general": every general word
+    vocabulary: str = field(default="train", metadata=_one_of(VOCABULARIES))
+    # with vocabulary = "train": how often a word must occur in the training data to be in the vocabulary
+    min_count: int = field(default=1, metadata=_at_least(1))
 
 
 @dataclass(frozen=True)
@@ -208,7 +222,7 @@ class ExperimentConfig:
     targets: tuple[LanguageConfig, ...] = field(metadata={"key": "target"})
     seeds: int = field(default=3, metadata=_at_least(1))
     k_grid: tuple[int, ...] = field(
-        default=(1, 2, 3, 5, 10, 20, 50), metadata=_list_of("positive integers", minimum=1, sort=True)
+        default=DEFAULT_K_GRID, metadata=_list_of("positive integers", minimum=1, sort=True)
     )
     reg: float = field(default=1e-3, metadata=_at_least(0))
     tasklang_dev_size: int = field(default=100, metadata=_at_least(1))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -46,6 +47,7 @@ __all__ = [
     "read_lines",
     "split_lines",
     "tokenize",
+    "training_vocabulary",
 ]
 
 TOKEN_RE = re.compile(r"\w+(?:['’]\w+)?")
@@ -173,6 +175,33 @@ def encode(texts: Sequence[str], vocab: dict[str, int], *, tokenizer: str, max_l
     for i, r in enumerate(rows):
         out[i, : len(r)] = r
     return out
+
+
+def training_vocabulary(
+    texts: Iterable[str], embeddings: Embeddings, *, tokenizer: str, min_count: int = 1
+) -> Embeddings:
+    """The rows of ``embeddings`` whose words occur at least ``min_count`` times in ``texts``.
+
+    This is the paper's vocabulary (the words of the training data): every
+    row of the result is a word that training moves.  Rows keep the order of
+    ``embeddings``.
+
+    Raises
+    ------
+    TaskspecError
+        ``min_count`` < 1, or no word of ``texts`` occurs ``min_count`` times
+        and has a vector.
+    """
+    if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
+        raise TaskspecError(f"min_count must be an integer >= 1, got {min_count!r}")
+    counts = Counter(token for text in texts for token in tokenize(text, tokenizer=tokenizer))
+    vocab = embeddings.subset(w for w, n in counts.items() if n >= min_count)
+    if not vocab.words:
+        raise TaskspecError(
+            f"no word of the training data occurs {min_count} time(s) and has a general vector: "
+            "lower train.min_count, or check the tokenizer and the embeddings"
+        )
+    return vocab
 
 
 # --------------------------------------------------------------------------- datasets

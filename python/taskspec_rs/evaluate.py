@@ -30,21 +30,26 @@ from tqdm.auto import tqdm
 from ._io import atomic_write_text, check_writable, deferred_interrupt
 from .config import ExperimentConfig
 from .errors import TaskspecError
-from .experiment import Experiment, NeighborCache, SeedRun, load_experiment
-from .methods import METHODS, Method
-from .model import default_device
+from .experiment import Experiment, NeighborCache, SeedRun, Target, load_experiment
+from .methods import METHODS, NEIGHBOR_WIDTH, Method, Outcome
+from .model import TaskModel, default_device
 
 __all__ = [
     "ExperimentResult",
     "MethodRun",
+    "ModelStore",
     "RunStore",
     "hubness_table",
     "results_markdown",
     "run_experiment",
+    "target_model",
     "write_results",
 ]
 
 Log = Callable[[str], None]
+
+#: What results.json reports per method, language and seed: ``results`` (accuracy) and ``macro_f1``.
+METRICS = ("accuracy", "macro_f1")
 
 
 @dataclass
@@ -56,9 +61,13 @@ class ExperimentResult:
     meta: dict = field(default_factory=dict)
     #: ``{method: {lang: [per-seed dict]}}``: chosen margin, neighbour hubness statistics …
     diagnostics: dict[str, dict[str, list[dict]]] = field(default_factory=dict)
+    #: Macro-F1 per method, language and seed (as ``runs`` holds accuracy).
+    f1_runs: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
-    def add(self, method: str, lang: str, accuracy: float) -> None:
+    def add(self, method: str, lang: str, accuracy: float, macro_f1: float | None = None) -> None:
         self.runs.setdefault(method, {}).setdefault(lang, []).append(float(accuracy))
+        if macro_f1 is not None:
+            self.f1_runs.setdefault(method, {}).setdefault(lang, []).append(float(macro_f1))
 
     def add_k(self, method: str, lang: str, k: int) -> None:
         self.k.setdefault(method, {}).setdefault(lang, []).append(int(k))
@@ -68,14 +77,15 @@ class ExperimentResult:
 
     def canonical_order(self, names: Sequence[str]) -> None:
         """Order runs, chosen k and diagnostics by method (table order)."""
-        for table in ("runs", "k", "diagnostics"):
+        for table in ("runs", "k", "diagnostics", "f1_runs"):
             values = getattr(self, table)
             setattr(self, table, {m: values[m] for m in names if m in values})
 
-    def summary(self) -> dict[str, dict[str, dict]]:
-        """``{method: {lang: {"mean", "std", "runs"}}}`` (std: sample std, 0 for one run)."""
+    def summary(self, metric: str = "accuracy") -> dict[str, dict[str, dict]]:
+        """``{method: {lang: {"mean", "std", "runs"}}}`` of ``metric`` (``"accuracy"`` or ``"macro_f1"``; std:
+        sample std, 0 for one run)."""
         out: dict[str, dict[str, dict]] = {}
-        for method, by_lang in self.runs.items():
+        for method, by_lang in self._metric(metric).items():
             for lang, runs in by_lang.items():
                 arr = np.asarray(runs)
                 std = float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
@@ -88,16 +98,23 @@ class ExperimentResult:
             langs += [lang for lang in by_lang if lang not in langs]
         return langs
 
+    def _metric(self, metric: str) -> dict[str, dict[str, list[float]]]:
+        if metric not in METRICS:
+            raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+        return self.runs if metric == "accuracy" else self.f1_runs
+
     def to_json(self) -> dict:
         out = {"results": self.summary(), "k": self.k, "meta": self.meta}
         if self.diagnostics:
             out["diagnostics"] = self.diagnostics
+        if self.f1_runs:
+            out["macro_f1"] = self.summary("macro_f1")
         return out
 
-    def table(self, *, markdown: bool = False) -> str:
-        """Methods × languages table of mean accuracy (± std), in percent."""
+    def table(self, *, markdown: bool = False, metric: str = "accuracy") -> str:
+        """Methods × languages table of mean ``metric`` (± std), in percent."""
         langs = self.languages()
-        summary = self.summary()
+        summary = self.summary(metric)
         header = ["method"] + langs + ["avg"]
         rows = []
         for method, by_lang in summary.items():
@@ -129,6 +146,7 @@ def run_experiment(
     log: Log | None = None,
     out_dir: str | Path | None = None,
     resume: bool = False,
+    save_models: str | Path | None = None,
 ) -> ExperimentResult:
     """Run every requested method for every target language and seed.
 
@@ -153,6 +171,13 @@ def run_experiment(
         instead of recomputing them (models are trained only for what is
         left).  The result equals that of an uninterrupted run except
         ``meta["elapsed_s"]``, this call's time.
+    save_models
+        If given, the deployable target model of every method, target
+        language and seed is saved to
+        ``save_models/<method>/<lang>/seed<S>/`` (see :class:`ModelStore`);
+        ``taskspec-rs predict`` on it reproduces the accuracy reported here.
+        A resumed (seed, method) whose models are missing there is computed
+        again.
 
     Returns
     -------
@@ -170,17 +195,22 @@ def run_experiment(
     n_seeds = seeds or config.seeds
     t0 = time.perf_counter()
     store = RunStore.open(out_dir, config, resume=resume, log=say) if out_dir is not None else None
+    if save_models is not None:
+        check_writable(save_models)  # before loading data and training, not after
     exp = load_experiment(config, log=say)
     if store is not None:
         store.start()
     result = ExperimentResult(meta=_meta(exp, n_seeds, names))
-    cache = NeighborCache(exp, width=max(max(config.k_grid), 10))
+    cache = NeighborCache(exp, width=max(max(config.k_grid), NEIGHBOR_WIDTH))
+    models = ModelStore(Path(save_models), [t.lang for t in exp.targets], say) if save_models is not None else None
     for seed in tqdm(range(n_seeds), desc="seeds", disable=not progress):
         run = SeedRun(exp, seed, cache, progress=progress, log=say)
         for name in names:
             part = store.load(seed, name) if store is not None else None
+            if part is not None and models is not None and not models.has(name, seed, part):
+                part = None  # its models were not kept (or not completely): compute it again
             if part is None:
-                part = _run_method(METHODS[name], run, progress)
+                part = _run_method(METHODS[name], run, progress, models)
                 if store is not None:
                     store.save(seed, name, part)
             part.add_to(result, name)
@@ -191,27 +221,31 @@ def run_experiment(
 
 @dataclass
 class MethodRun:
-    """One method's results for one seed: accuracy, chosen k and diagnostics per language (in language order)."""
+    """One method's results for one seed: accuracy, chosen k, diagnostics and macro-F1 per language (in language
+    order)."""
 
     accuracy: dict[str, float] = field(default_factory=dict)
     k: dict[str, int] = field(default_factory=dict)
     diagnostics: dict[str, dict] = field(default_factory=dict)
+    macro_f1: dict[str, float] = field(default_factory=dict)
 
     def add_to(self, result: ExperimentResult, method: str) -> None:
         for lang, accuracy in self.accuracy.items():
-            result.add(method, lang, accuracy)
+            result.add(method, lang, accuracy, self.macro_f1.get(lang))
             if lang in self.k:
                 result.add_k(method, lang, self.k[lang])
             if lang in self.diagnostics:
                 result.add_diagnostics(method, lang, self.diagnostics[lang])
 
 
-def _run_method(method: Method, run: SeedRun, progress: bool) -> MethodRun:
-    """One method for one seed: its source test accuracy, its choice of k or margin, then every target."""
+def _run_method(method: Method, run: SeedRun, progress: bool, models: ModelStore | None = None) -> MethodRun:
+    """One method for one seed: its source test score, its choice of k or margin, then every target (whose
+    deployable model goes to ``models`` when given)."""
     exp = run.experiment
     part = MethodRun()
     if method.model != "monolingual" and exp.src_test is not None:
-        part.accuracy[exp.source.lang] = float(exp.src_test.accuracy(run.model(method.model)))
+        score = exp.src_test.score(run.model(method.model))
+        part.accuracy[exp.source.lang], part.macro_f1[exp.source.lang] = score.accuracy, score.macro_f1
     choice = method.choose(run) if method.choose else None
     desc = f"seed {run.seed} {method.name}"
     for t in tqdm(exp.targets, desc=desc, disable=not progress, leave=False):
@@ -219,11 +253,71 @@ def _run_method(method: Method, run: SeedRun, progress: bool) -> MethodRun:
         if outcome is None:
             continue
         part.accuracy[t.lang] = float(outcome.accuracy)
+        if outcome.macro_f1 is not None:
+            part.macro_f1[t.lang] = float(outcome.macro_f1)
         if outcome.k is not None:
             part.k[t.lang] = int(outcome.k)
         if outcome.diagnostics is not None:
             part.diagnostics[t.lang] = outcome.diagnostics
+        if models is not None:
+            models.save(method.name, run.seed, t, outcome)
     return part
+
+
+class ModelStore:
+    """The deployable target models of an eval (``--save-models DIR``).
+
+    ``DIR/<method>/<lang>/seed<S>/`` is a model directory (see
+    :meth:`TaskModel.save`) for the whole target embedding vocabulary: the
+    network the method scored the target with and its target embeddings.
+    The rows of the words of the evaluation data are exactly those the eval
+    scored, so ``taskspec-rs predict`` on the target test set reproduces the
+    eval's accuracy; the other words are projected the same way.
+    ``monolingual`` saves the model trained in the target language.
+    """
+
+    def __init__(self, folder: Path, langs: Sequence[str], log: Log) -> None:
+        self.folder, self.langs, self.log = folder, list(langs), log
+
+    def path(self, method: str, lang: str, seed: int) -> Path:
+        return self.folder / _safe_name(method) / _safe_name(lang) / f"seed{seed}"
+
+    def has(self, method: str, seed: int, part: MethodRun) -> bool:
+        """Whether every target model of a finished (seed, method) is in the folder."""
+        langs = [lang for lang in self.langs if lang in part.accuracy]
+        return all((self.path(method, lang, seed) / "model.json").is_file() for lang in langs)
+
+    def save(self, method: str, seed: int, t: Target, outcome: Outcome) -> None:
+        if outcome.model is None:
+            return
+        path = self.path(method, t.lang, seed)
+        target_model(t, outcome, method).save(path, force=True)
+        self.log(f"seed {seed}: saved the {method} model for {t.lang} to {path}")
+
+
+def target_model(t: Target, outcome: Outcome, method: str) -> TaskModel:
+    """The deployable model of ``outcome`` for target ``t``: its network with embeddings for every word of the
+    target's general vocabulary (those of the evaluation words exactly as scored)."""
+    assert outcome.model is not None
+    info: dict = {"method": method, "test_accuracy": outcome.accuracy}
+    if outcome.k is not None:
+        info["k"] = outcome.k
+    if outcome.diagnostics and "margin" in outcome.diagnostics:
+        info["margin"] = outcome.diagnostics["margin"]
+    if outcome.vectors is None:  # already a model of the target language (monolingual)
+        return dataclasses.replace(outcome.model, info={**outcome.model.info, **info})
+    full = t.data.all_embeddings
+    assert outcome.transform is not None
+    vectors = np.array(outcome.transform(full.vectors), dtype=np.float32)
+    index = full.index()
+    vectors[[index[w] for w in t.vocab.words]] = outcome.vectors
+    info["source_lang"] = outcome.model.lang
+    return outcome.model.with_vocabulary(full.words, vectors, lang=t.lang, tokenizer=t.data.config.tokenizer, info=info)
+
+
+def _safe_name(name: str) -> str:
+    """``name`` as one path component (percent-quoted when it has other characters than ``[A-Za-z0-9_.+-]``)."""
+    return name if re.fullmatch(r"[A-Za-z0-9_.+-]+", name) and not name.startswith(".") else quote(name, safe="")
 
 
 class RunStore:
@@ -275,8 +369,7 @@ class RunStore:
             self.new = False
 
     def _path(self, seed: int, method: str) -> Path:
-        safe = method if re.fullmatch(r"[A-Za-z0-9_.+-]+", method) and not method.startswith(".") else quote(method)
-        return self.folder / f"seed{seed}" / f"{safe}.json"
+        return self.folder / f"seed{seed}" / f"{_safe_name(method)}.json"
 
     def load(self, seed: int, method: str) -> MethodRun | None:
         """The recorded result of ``(seed, method)`` in this run, or ``None``."""
@@ -285,7 +378,7 @@ class RunStore:
         if rec is None or (rec.get("run"), rec.get("seed"), rec.get("method")) != (self.manifest["run"], seed, method):
             return None
         self.log(f"seed {seed}: {method} already done, reusing {path}")
-        return MethodRun(rec["accuracy"], rec["k"], rec["diagnostics"])
+        return MethodRun(rec["accuracy"], rec["k"], rec["diagnostics"], rec.get("macro_f1", {}))
 
     def save(self, seed: int, method: str, part: MethodRun) -> None:
         rec = {"run": self.manifest["run"], "seed": seed, "method": method, **dataclasses.asdict(part)}
@@ -335,6 +428,7 @@ def _meta(exp: Experiment, n_seeds: int, names: Sequence[str]) -> dict:
         "margin_grid": list(config.margin_grid),
         "device": str(default_device()),
         "train_options": dataclasses.asdict(config.train),
+        "vocabulary_size": len(exp.source.embeddings.words),
         "config": str(config.path) if config.path else None,
     }
 
@@ -414,6 +508,7 @@ def results_markdown(result: ExperimentResult, *, title: str = "Results") -> str
         "",
         result.table(markdown=True),
         "",
+        *_f1_lines(result),
         *k_lines,
         "",
         *hub_table,
@@ -421,3 +516,15 @@ def results_markdown(result: ExperimentResult, *, title: str = "Results") -> str
         "",
     ]
     return "\n".join(md)
+
+
+def _f1_lines(result: ExperimentResult) -> list[str]:
+    """Markdown lines: the macro-F1 table (when the run recorded macro-F1)."""
+    if not result.f1_runs:
+        return []
+    return [
+        "Macro-F1 (%) on the same test sets (the mean over labels of each label's F1), mean ±std over seeds:",
+        "",
+        result.table(markdown=True, metric="macro_f1"),
+        "",
+    ]

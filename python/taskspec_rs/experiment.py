@@ -15,7 +15,8 @@ not depend on the seed).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
@@ -23,57 +24,88 @@ import numpy as np
 from .config import ExperimentConfig, LanguageConfig, TrainOptions
 from .data import Dataset, Embeddings, encode, load_dataset, load_embeddings, normalize_vectors, tokenize
 from .errors import TaskspecError
-from .model import TaskModel, label_indices, predict_ids
+from .model import Score, TaskModel, label_indices, predict_ids
 from .neighbors import hub_scores, knn
 from .project import LLMProjector
 
-__all__ = ["Experiment", "LanguageData", "SeedRun", "Split", "load_experiment", "load_language", "train_language"]
+__all__ = [
+    "Experiment",
+    "LanguageData",
+    "SeedRun",
+    "Split",
+    "general_embeddings",
+    "load_experiment",
+    "load_language",
+    "source_record",
+    "train_language",
+]
 
 Log = Callable[[str], None]
 
 
 @dataclass
 class LanguageData:
-    """Everything loaded for one language of an experiment."""
+    """Everything loaded for one language of an experiment.
+
+    ``embeddings`` is the vocabulary of the language's models with its
+    general vectors: for the source of an experiment the training words with
+    ``[train] vocabulary = "train"``, otherwise every word of the general
+    embeddings.  ``general`` keeps every general vector when ``embeddings``
+    is such a cut (``None`` when they are the same).
+    """
 
     config: LanguageConfig
     embeddings: Embeddings
     train: Optional[Dataset] = None
     dev: Optional[Dataset] = None
     test: Optional[Dataset] = None
+    general: Optional[Embeddings] = None
 
     @property
     def lang(self) -> str:
         return self.config.lang
 
+    @property
+    def all_embeddings(self) -> Embeddings:
+        """Every general vector of the language (not only the model vocabulary)."""
+        return self.embeddings if self.general is None else self.general
+
     def needed_embeddings(self, datasets: Sequence[Optional[Dataset]]) -> Embeddings:
-        """The embedding rows of words occurring in ``datasets`` (projection vocabulary)."""
+        """The general embedding rows of words occurring in ``datasets`` (projection vocabulary)."""
         words: set[str] = set()
         for ds in datasets:
             if ds is not None:
                 for text in ds.texts:
                     words.update(tokenize(text, tokenizer=self.config.tokenizer))
-        return self.embeddings.subset(words)
+        return self.all_embeddings.subset(words)
+
+
+def general_embeddings(
+    path: Path, key: Optional[str], *, alignment: Optional[Path] = None, rescale: bool = True, normalize: str = "none"
+) -> Embeddings:
+    """A language's general vectors as every model sees them: loaded, mapped by ``alignment`` (``vectors @ W``),
+    normalised (``normalize``, see :func:`~taskspec_rs.data.normalize_vectors`), then, with ``rescale``, scaled as
+    in :meth:`Embeddings.rescaled`."""
+    embeddings = load_embeddings(path, key=key)
+    if alignment is not None:  # a saved map W (taskspec-rs align --out): vectors @ W
+        from .interop import apply_alignment
+
+        embeddings = apply_alignment(embeddings, alignment)
+    if normalize != "none":
+        embeddings = Embeddings(embeddings.words, normalize_vectors(embeddings.vectors, normalize))
+    if rescale:
+        embeddings = embeddings.rescaled()
+    return embeddings
 
 
 def load_language(
     config: LanguageConfig, *, labels: Optional[Sequence[str]], rescale: bool = True, normalize: str = "none"
 ) -> LanguageData:
-    """Load embeddings and datasets of a language, checking labels against ``labels``.
-
-    The vectors are first normalised (``normalize``, see
-    :func:`~taskspec_rs.data.normalize_vectors`), then, with ``rescale``,
-    scaled as in :meth:`Embeddings.rescaled`.
-    """
-    embeddings = load_embeddings(config.embeddings, key=config.embeddings_key)
-    if config.alignment is not None:  # a saved map W (taskspec-rs align --out): vectors @ W
-        from .interop import apply_alignment
-
-        embeddings = apply_alignment(embeddings, config.alignment)
-    if normalize != "none":
-        embeddings = Embeddings(embeddings.words, normalize_vectors(embeddings.vectors, normalize))
-    if rescale:
-        embeddings = embeddings.rescaled()
+    """Load embeddings (see :func:`general_embeddings`) and datasets of a language, checking labels against
+    ``labels``."""
+    embeddings = general_embeddings(
+        config.embeddings, config.embeddings_key, alignment=config.alignment, rescale=rescale, normalize=normalize
+    )
     data = LanguageData(config, embeddings)
     for split in ("train", "dev", "test"):
         path = getattr(config, split)
@@ -96,10 +128,18 @@ class Split:
     def make(cls, ds: Dataset, emb: Embeddings, tokenizer: str, labels: Sequence[str]) -> Split:
         return cls(encode(ds.texts, emb.index(), tokenizer=tokenizer), label_indices(ds, labels))
 
+    def predict(self, model: TaskModel, vectors: Optional[np.ndarray] = None) -> np.ndarray:
+        """Predicted label indices of ``model``, with its embedding table replaced by ``vectors`` when given."""
+        network = model.network if vectors is None else model.network.with_embeddings(vectors)
+        return predict_ids(network, self.ids)
+
     def accuracy(self, model: TaskModel, vectors: Optional[np.ndarray] = None) -> float:
         """Accuracy of ``model``, with its embedding table replaced by ``vectors`` when given."""
-        network = model.network if vectors is None else model.network.with_embeddings(vectors)
-        return float(np.mean(predict_ids(network, self.ids) == self.gold))
+        return float(np.mean(self.predict(model, vectors) == self.gold))
+
+    def score(self, model: TaskModel, vectors: Optional[np.ndarray] = None) -> Score:
+        """Accuracy and macro-F1 of ``model`` (embedding table replaced by ``vectors`` when given)."""
+        return Score.of(self.gold, self.predict(model, vectors))
 
 
 @dataclass
@@ -125,8 +165,8 @@ class Experiment:
     source: LanguageData
     targets: list[Target]
     src_test: Optional[Split]
-    #: Source dev words (for tuning k on the source self-projection), their rows in the source vocabulary,
-    #: and the dev set encoded over them.
+    #: Source dev words with a general vector (for tuning k on the source self-projection), their rows in the
+    #: source model vocabulary (-1: not in it), and the dev set encoded over them.
     src_dev_vocab: Embeddings
     src_dev_rows: np.ndarray
     src_dev: Split
@@ -163,6 +203,7 @@ def load_experiment(
             continue
         say(f"loading target language {t_cfg.lang}")
         targets.append(_load_target(t_cfg, config, labels, source.embeddings.dim))
+    _cut_vocabulary(source, opts)
     dev_vocab = source.needed_embeddings([source.dev])
     index = source.embeddings.index()
     return Experiment(
@@ -172,9 +213,34 @@ def load_experiment(
         targets=targets,
         src_test=Split.make(source.test, source.embeddings, src_cfg.tokenizer, labels) if source.test else None,
         src_dev_vocab=dev_vocab,
-        src_dev_rows=np.array([index[w] for w in dev_vocab.words], dtype=np.int64),
+        src_dev_rows=np.array([index.get(w, -1) for w in dev_vocab.words], dtype=np.int64),
         src_dev=Split.make(source.dev, dev_vocab, src_cfg.tokenizer, labels),
     )
+
+
+def _cut_vocabulary(data: LanguageData, options: TrainOptions) -> None:
+    """Narrow ``data.embeddings`` to the vocabulary its models are trained with (see ``[train] vocabulary``)."""
+    from .train import model_vocabulary
+
+    assert data.train is not None
+    vocab = model_vocabulary(data.train, data.embeddings, tokenizer=data.config.tokenizer, options=options)
+    if vocab is not data.embeddings:
+        data.general, data.embeddings = data.embeddings, vocab
+
+
+def source_record(config: ExperimentConfig) -> dict:
+    """What a saved source model keeps of its configuration, so that ``taskspec-rs project --k auto`` can tune k
+    on the source self-projection as ``clwe_opt_llm_ktask`` does: the source embeddings and dev set, k grid, reg."""
+    src = config.source
+    return {
+        "embeddings": str(Path(src.embeddings).resolve()),
+        "embeddings_key": src.embeddings_key,
+        "alignment": str(Path(src.alignment).resolve()) if src.alignment is not None else None,
+        "dev": str(Path(src.dev).resolve()) if src.dev is not None else None,
+        "data": asdict(src.data),
+        "k_grid": list(config.k_grid),
+        "reg": config.reg,
+    }
 
 
 def _load_target(t_cfg: LanguageConfig, config: ExperimentConfig, labels: list[str], dim: int) -> Target:
@@ -211,7 +277,7 @@ def train_language(
     return train_classifier(
         lang_data.train,
         dev,
-        lang_data.embeddings,
+        lang_data.all_embeddings,  # rescaled on every general vector, then cut to the vocabulary (as in eval)
         labels=labels,
         lang=lang_data.lang,
         tokenizer=lang_data.config.tokenizer,
@@ -245,11 +311,15 @@ class NeighborCache:
 
     def _search(self, metric: str, lang: Optional[str]) -> tuple[np.ndarray, np.ndarray]:
         exp = self.experiment
-        x_gen = exp.source.embeddings.vectors
         if lang is None:
-            queries, exclude = exp.src_dev_vocab.vectors, exp.src_dev_rows
-        else:
-            queries, exclude = next(t.vocab.vectors for t in exp.targets if t.lang == lang), None
+            return self.search(metric, lang, exp.src_dev_vocab.vectors, exclude=exp.src_dev_rows)
+        return self.search(metric, lang, next(t.vocab.vectors for t in exp.targets if t.lang == lang))
+
+    def search(
+        self, metric: str, lang: Optional[str], queries: np.ndarray, *, exclude: Optional[np.ndarray] = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``width`` nearest source words of ``queries`` (general vectors of ``lang``; ``None``: the source)."""
+        x_gen = self.experiment.source.embeddings.vectors
         width = max(1, min(self.width, len(x_gen) - (exclude is not None)))
         penalty = self.penalty(lang) if metric == "csls" else None
         return knn(queries, x_gen, width, metric=metric, hub_penalty=penalty, exclude=exclude)

@@ -30,17 +30,43 @@ from .project import LinearProjector
 
 if TYPE_CHECKING:  # the registry is imported by the configuration parser: keep it light (no torch)
     from .experiment import SeedRun, Target
+    from .model import TaskModel
 
-__all__ = ["METHODS", "Method", "Outcome", "best_choice", "llm_for_ks", "register", "source_k_scores"]
+__all__ = [
+    "METHODS",
+    "NEIGHBOR_WIDTH",
+    "Method",
+    "Outcome",
+    "best_choice",
+    "llm_for_ks",
+    "register",
+    "source_k_scores",
+]
+
+#: Neighbours searched per word at least (the hubness diagnostics compare at k = 10); an eval searches
+#: ``max(max(k_grid), NEIGHBOR_WIDTH)`` once and projects every k from the first columns.
+NEIGHBOR_WIDTH = 10
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """A method's result on one target language for one seed."""
+    """A method's result on one target language for one seed.
+
+    ``model`` is the network that scored the target; ``vectors`` the target
+    embeddings it used (rows of the target's evaluation vocabulary) and
+    ``transform`` the same projection applied to any target general vectors,
+    so that a deployable model of the whole target vocabulary can be saved
+    (``taskspec-rs eval --save-models``). ``vectors=None`` means the model is
+    already a target model (``monolingual``).
+    """
 
     accuracy: float
     k: Optional[int] = None
     diagnostics: Optional[dict] = None
+    macro_f1: Optional[float] = None
+    model: Optional[TaskModel] = None
+    vectors: Optional[np.ndarray] = None
+    transform: Optional[Callable[[np.ndarray], np.ndarray]] = None
 
 
 @dataclass(frozen=True)
@@ -120,19 +146,40 @@ def _neighbor_stats(run: SeedRun, idx: np.ndarray, k: int) -> dict:
     }
 
 
+def _scored(run: SeedRun, t: Target, kind: str, vectors: np.ndarray, transform: Callable, **extra: Any) -> Outcome:
+    """The outcome of scoring ``t``'s test set with the ``kind`` model and the target embeddings ``vectors``."""
+    model = run.model(kind)
+    score = t.test.score(model, vectors)
+    return Outcome(score.accuracy, macro_f1=score.macro_f1, model=model, vectors=vectors, transform=transform, **extra)
+
+
+def _llm_transform(run: SeedRun, lang: str, k: int, metric: str = "cosine") -> Callable[[np.ndarray], np.ndarray]:
+    """LLM with ``k`` neighbours of ``metric`` for any general vectors of ``lang``."""
+
+    def transform(y_gen: np.ndarray) -> np.ndarray:
+        _, idx = run.neighbors.search(metric, lang, y_gen)
+        return run.projector().from_neighbors(y_gen, idx[:, : min(k, idx.shape[1])]).y_spec
+
+    return transform
+
+
 def _llm_outcome(run: SeedRun, t: Target, k: int, metric: str = "cosine", stats: bool = True) -> Outcome:
     _, idx = run.neighbors.get(metric, t.lang)
     y_spec = llm_for_ks(run, t.vocab.vectors, idx, [k])[k]
     diag = _neighbor_stats(run, idx, k) if stats else None
-    return Outcome(t.test.accuracy(run.model("opt"), y_spec), k=k, diagnostics=diag)
+    return _scored(run, t, "opt", y_spec, _llm_transform(run, t.lang, k, metric), k=k, diagnostics=diag)
 
 
 # --------------------------------------------------------------------------- the methods
 
 
+def _identity(y_gen: np.ndarray) -> np.ndarray:
+    return np.asarray(y_gen, dtype=np.float32)
+
+
 def _general(kind: str) -> Callable[[SeedRun, Target, Any], Outcome]:
     def target(run: SeedRun, t: Target, _choice: Any) -> Outcome:
-        return Outcome(t.test.accuracy(run.model(kind), t.vocab.vectors))
+        return _scored(run, t, kind, t.vocab.vectors, _identity)
 
     return target
 
@@ -140,8 +187,8 @@ def _general(kind: str) -> Callable[[SeedRun, Target, Any], Outcome]:
 def _linear(kind: str) -> Callable[[SeedRun, Target, Any], Outcome]:
     def target(run: SeedRun, t: Target, _choice: Any) -> Outcome:
         x_gen, x_spec, _ = run.source_spec()
-        y_spec = LinearProjector(kind).fit(x_gen, x_spec).transform(t.vocab.vectors)
-        return Outcome(t.test.accuracy(run.model("opt"), y_spec))
+        projector = LinearProjector(kind).fit(x_gen, x_spec)
+        return _scored(run, t, "opt", projector.transform(t.vocab.vectors), projector.transform)
 
     return target
 
@@ -152,9 +199,8 @@ def _ktasklang(run: SeedRun, t: Target, _choice: Any) -> Optional[Outcome]:
     grid = run.experiment.config.k_grid
     _, idx = run.neighbors.get("cosine", t.lang)
     proj = llm_for_ks(run, t.vocab.vectors, idx, grid)
-    model = run.model("opt")
-    k = best_choice({k: t.dev.accuracy(model, proj[k]) for k in grid})
-    return Outcome(t.test.accuracy(model, proj[k]), k=k)
+    k = best_choice({k: t.dev.accuracy(run.model("opt"), proj[k]) for k in grid})
+    return _scored(run, t, "opt", proj[k], _llm_transform(run, t.lang, k), k=k)
 
 
 def _tune_margin(run: SeedRun) -> float:
@@ -168,11 +214,11 @@ def _tune_margin(run: SeedRun) -> float:
     return margin
 
 
-def _margin_projection(run: SeedRun, lang: Optional[str], queries: np.ndarray, margin: float):
+def _margin_projection(run: SeedRun, lang: Optional[str], queries: np.ndarray, margin: float, neighbors=None):
     """``(y_spec, counts, idx)``: LLM keeping each word's neighbours within ``margin`` of its best (at most
-    ``max(k_grid)``)."""
+    ``max(k_grid)``); ``neighbors`` is the ``(sims, idx)`` search of ``queries`` (default: the cached one)."""
     kmax = max(run.experiment.config.k_grid)
-    sims, idx = run.neighbors.get("cosine", lang)
+    sims, idx = neighbors if neighbors is not None else run.neighbors.get("cosine", lang)
     sims, idx = sims[:, :kmax], idx[:, :kmax]
     proj = run.projector(margin).from_neighbors(queries, idx, scores=sims)
     return proj.y_spec, margin_counts(sims, margin), proj.neighbors
@@ -183,13 +229,20 @@ def _margin_target(run: SeedRun, t: Target, margin: float) -> Outcome:
     stats = _neighbor_stats(run, masked, masked.shape[1])
     stats.update(margin=margin, mean_k=round(float(counts.mean()), 2))
     stats.pop("top_share_k10"), stats.pop("max_in_degree_k10")
-    return Outcome(t.test.accuracy(run.model("opt"), y_spec), diagnostics=stats)
+
+    def transform(y_gen: np.ndarray) -> np.ndarray:
+        found = run.neighbors.search("cosine", t.lang, y_gen)
+        return _margin_projection(run, t.lang, y_gen, margin, neighbors=found)[0]
+
+    return _scored(run, t, "opt", y_spec, transform, diagnostics=stats)
 
 
 def _monolingual(run: SeedRun, t: Target, _choice: Any) -> Optional[Outcome]:
-    if t.data.train is None:
+    if t.data.train is None or t.data.test is None:
         return None
-    return Outcome(run.train("opt", t.data).accuracy(t.data.test))
+    model = run.train("opt", t.data)
+    score = model.score(t.data.test)
+    return Outcome(score.accuracy, macro_f1=score.macro_f1, model=model)
 
 
 def _k1(run: SeedRun, t: Target, _choice: Any) -> Outcome:

@@ -39,7 +39,7 @@ from ._io import atomic_write_dir, occupied, write_synced
 from .data import Dataset, encode
 from .errors import TaskspecError
 
-__all__ = ["BagClassifier", "TaskModel", "default_device", "predict_ids"]
+__all__ = ["BagClassifier", "Score", "TaskModel", "default_device", "macro_f1", "predict_ids"]
 
 FORMAT_VERSION = 1
 KINDS = ("opt", "fixed", "nnmap")
@@ -195,6 +195,11 @@ class TaskModel:
         gold = label_indices(dataset, self.labels)
         return float(np.mean(predict_ids(self.network, self.encode(dataset.texts)) == gold))
 
+    def score(self, dataset: Dataset) -> Score:
+        """Accuracy and macro-F1 on a labelled dataset (labels must be known to the model)."""
+        gold = label_indices(dataset, self.labels)
+        return Score.of(gold, predict_ids(self.network, self.encode(dataset.texts)))
+
     def with_vocabulary(
         self, words: list[str], vectors: np.ndarray, *, lang: str, tokenizer: str, info: dict[str, Any]
     ) -> TaskModel:
@@ -322,3 +327,38 @@ def label_indices(dataset: Dataset, labels: Sequence[str]) -> np.ndarray:
             f"{dataset.path}: unknown label(s) {', '.join(map(repr, unknown[:5]))} (known: {', '.join(labels)})"
         )
     return np.array([index[lab] for lab in dataset.labels], dtype=np.int64)
+
+
+def macro_f1(gold: Sequence[int] | np.ndarray, predicted: Sequence[int] | np.ndarray) -> float:
+    """Macro-averaged F1: the mean over labels of ``2·TP / (2·TP + FP + FN)``.
+
+    The labels averaged are those that occur in ``gold`` or in ``predicted``
+    (as scikit-learn's ``f1_score(average="macro")`` does); a label never
+    predicted correctly scores 0.  Both sequences must have the same length;
+    an empty pair scores 0.
+    """
+    gold, predicted = np.asarray(gold), np.asarray(predicted)
+    if gold.shape != predicted.shape:
+        raise ValueError(f"gold and predicted differ in length ({gold.shape} vs {predicted.shape})")
+    labels = np.union1d(gold, predicted)
+    if labels.size == 0:
+        return 0.0
+    scores = []
+    for label in labels:
+        tp = int(np.sum((predicted == label) & (gold == label)))
+        wrong = int(np.sum(predicted == label)) + int(np.sum(gold == label)) - 2 * tp  # FP + FN
+        scores.append(2 * tp / (2 * tp + wrong))
+    return float(np.mean(scores))
+
+
+@dataclass(frozen=True)
+class Score:
+    """Accuracy and macro-F1 of one set of predictions (fractions in [0, 1])."""
+
+    accuracy: float
+    macro_f1: float
+
+    @classmethod
+    def of(cls, gold: np.ndarray, predicted: np.ndarray) -> Score:
+        gold, predicted = np.asarray(gold), np.asarray(predicted)
+        return cls(float(np.mean(predicted == gold)), macro_f1(gold, predicted))

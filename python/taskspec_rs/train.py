@@ -13,13 +13,21 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .config import TrainOptions
-from .data import Dataset, Embeddings, encode, normalize_vectors
+from .config import VOCABULARIES, TrainOptions
+from .data import Dataset, Embeddings, encode, normalize_vectors, tokenize, training_vocabulary
 from .errors import TaskspecError
 from .model import BagClassifier, TaskModel, default_device, label_indices, predict_ids
 from .project import LinearProjector, LLMProjector
 
-__all__ = ["PROJECTIONS", "project_model", "project_vectors", "train_classifier"]
+__all__ = [
+    "PROJECTIONS",
+    "choose_k",
+    "model_vocabulary",
+    "project_model",
+    "project_vectors",
+    "self_projection_scores",
+    "train_classifier",
+]
 
 #: Projection methods accepted by :func:`project_vectors`.
 PROJECTIONS = ("gen", "lp", "orth", "llm")
@@ -101,6 +109,16 @@ def _fit(network: BagClassifier, data: _Encoded, options: TrainOptions, gen, dev
     return best_epoch, best_acc
 
 
+def model_vocabulary(train: Dataset, embeddings: Embeddings, *, tokenizer: str, options: TrainOptions) -> Embeddings:
+    """The classifier's vocabulary: the words of ``train`` (``options.vocabulary = "train"``, at least
+    ``options.min_count`` occurrences) or all of ``embeddings`` (``"general"``), with their general vectors."""
+    if options.vocabulary == "general":
+        return embeddings
+    if options.vocabulary != "train":
+        raise TaskspecError(f"vocabulary must be one of {', '.join(VOCABULARIES)}, got {options.vocabulary!r}")
+    return training_vocabulary(train.texts, embeddings, tokenizer=tokenizer, min_count=options.min_count)
+
+
 def train_classifier(
     train: Dataset,
     dev: Dataset | None,
@@ -125,8 +143,12 @@ def train_classifier(
         last epoch when ``dev`` is ``None``).  Training stops early after
         ``options.patience`` epochs without improvement (0: never).
     embeddings
-        General vectors initialising the embedding layer; the vocabulary is
-        their word list (unknown words are dropped from the bags).
+        General vectors initialising the embedding layer.  The vocabulary is
+        the words of ``train`` that occur ``options.min_count`` times and have
+        a vector here (``options.vocabulary = "train"``, the default and the
+        paper's protocol), or every word here (``"general"``); words outside
+        it are dropped from the bags.  Rescaling (``options.rescale``) is
+        computed on all of ``embeddings``, before the vocabulary is cut.
     labels
         Class names (output order).
     kind
@@ -148,6 +170,7 @@ def train_classifier(
     gen = _seed_everything(seed)
     if options.rescale:
         embeddings = embeddings.rescaled()
+    embeddings = model_vocabulary(train, embeddings, tokenizer=tokenizer, options=options)
     hparams = {
         "rescale": options.rescale,
         "hidden": options.hidden,
@@ -172,6 +195,9 @@ def train_classifier(
     network.embedding = BagClassifier._make_embedding(full, kind != "opt").to(device)
     network.eval()
     info = {"seed": seed, "best_epoch": best_epoch, "dev_accuracy": best_acc if dev is not None else None}
+    info["vocabulary"] = options.vocabulary
+    if options.vocabulary == "train":
+        info["min_count"] = options.min_count
     return TaskModel(
         network=network,
         words=list(embeddings.words),
@@ -248,3 +274,59 @@ def project_model(
     if method == "llm":
         info["k"] = k
     return model.with_vocabulary(target.words, y_spec, lang=lang, tokenizer=tokenizer, info=info)
+
+
+def self_projection_scores(
+    model: TaskModel, dev: Dataset, general: Embeddings, *, k_grid: Sequence[int], reg: float = 1e-3
+) -> dict[int, float]:
+    """Source-dev accuracy of ``model`` for each k of ``k_grid`` when every dev word is replaced by its LLM
+    projection from the model's vocabulary without the word itself: the label-free criterion by which
+    ``clwe_opt_llm_ktask`` chooses k (the same computation as ``taskspec-rs eval``).
+
+    Parameters
+    ----------
+    model
+        A trained ``opt`` source model (with ``x_gen``).
+    dev
+        The labelled source dev set.
+    general
+        The general source vectors, prepared as for training (normalised, rescaled): every dev word with a vector
+        here is projected, also words outside the model's vocabulary.
+    """
+    from .methods import NEIGHBOR_WIDTH
+    from .neighbors import knn
+
+    if model.x_gen is None:
+        raise TaskspecError("the model has no general source vectors (x_gen.npy); cannot tune k")
+    if general.dim != model.x_gen.shape[1]:
+        raise TaskspecError(
+            f"embedding dimension mismatch: source vectors have {general.dim}, model {model.x_gen.shape[1]}"
+        )
+    if not k_grid or min(k_grid) < 1:
+        raise TaskspecError(f"k_grid must be a non-empty list of positive integers, got {list(k_grid)}")
+    words = {w for text in dev.texts for w in tokenize(text, tokenizer=model.tokenizer)}
+    vocab = general.subset(words)
+    if not vocab.words:
+        raise TaskspecError(f"{dev.path}: no word of the dev set is in the source embeddings")
+    index = model.vocab()
+    rows = np.array([index.get(w, -1) for w in vocab.words], dtype=np.int64)
+    width = max(1, min(max(max(k_grid), NEIGHBOR_WIDTH), len(model.x_gen) - 1))
+    _, idx = knn(vocab.vectors, model.x_gen, width, metric="cosine", hub_penalty=None, exclude=rows)
+    projector = LLMProjector(reg=reg, margin=None).fit(model.x_gen, model.network.word_vectors())
+    ids = encode(dev.texts, vocab.index(), tokenizer=model.tokenizer)
+    gold = label_indices(dev, model.labels)
+    scores = {}
+    for k in sorted(set(k_grid)):
+        y_spec = projector.from_neighbors(vocab.vectors, idx[:, : min(k, width)]).y_spec
+        scores[k] = float(np.mean(predict_ids(model.network.with_embeddings(y_spec), ids) == gold))
+    return scores
+
+
+def choose_k(
+    model: TaskModel, dev: Dataset, general: Embeddings, *, k_grid: Sequence[int], reg: float = 1e-3
+) -> tuple[int, dict[int, float]]:
+    """The k of :func:`self_projection_scores` with the best accuracy (ties: the smallest), and every score."""
+    from .methods import best_choice
+
+    scores = self_projection_scores(model, dev, general, k_grid=k_grid, reg=reg)
+    return best_choice(scores), scores
