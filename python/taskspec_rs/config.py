@@ -68,7 +68,7 @@ NORMALIZE_MODES = tuple(NORMALIZATIONS)
 VOCABULARIES = ("train", "general")
 
 #: The k values tried by the ``*_ktask`` methods and ``taskspec-rs project --k auto`` unless configured.
-DEFAULT_K_GRID: tuple[int, ...] = (1, 2, 3, 5, 10, 20, 50)
+DEFAULT_K_GRID: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
 
 FORMATS = ("jsonl", "tsv", "absa_xml")
 ABSA_LABEL_MODES = ("three", "binary")
@@ -197,12 +197,12 @@ class LanguageConfig:
 class TrainOptions:
     """Training hyperparameters (defaults documented in ``docs/USAGE.md``)."""
 
-    epochs: int = field(default=25, metadata=_at_least(1))
+    epochs: int = field(default=20, metadata=_at_least(1))
     lr: float = field(default=1e-3, metadata=_above(0))
     batch_size: int = field(default=32, metadata=_at_least(1))
     hidden: int = field(default=128, metadata=_at_least(0))
-    dropout: float = field(default=0.3, metadata=_fraction())
-    patience: int = field(default=5, metadata=_at_least(0))
+    dropout: float = field(default=0.2, metadata=_fraction())
+    patience: int = field(default=0, metadata=_at_least(0))
     # 0 → same as the embedding dimension
     nnmap_hidden: int = field(default=0, metadata=_at_least(0))
     rescale: bool = True  # scale vectors to mean norm sqrt(dim), see Embeddings.rescaled
