@@ -1,4 +1,4 @@
-"""Build the result tables of README.md and docs/RESULTS.md from the committed ``results.json`` files.
+"""Build the result tables of README.md and docs/RESULTS.md from the JSON files committed under docs/results.
 
 Every table of results in those two pages sits between two markers,
 
@@ -8,7 +8,7 @@ Every table of results in those two pages sits between two markers,
 
 and is written by this script from the JSON files under ``docs/results/<run>/`` (copies of what
 ``taskspec-rs eval``, ``taskspec-rs analyze`` and ``python -m taskspec_rs.baselines sentence`` wrote; the
-command of each run is in ``RUNS``, ``ANALYSES`` and ``BASELINES`` below and in docs/RESULTS.md). Nothing is
+command of each run is in ``RUNS`` and ``ANALYSES`` below and in docs/RESULTS.md). Nothing is
 aggregated by hand: means, standard deviations and averages over languages are recomputed here from the
 per-seed values.
 
@@ -47,6 +47,12 @@ for _norm in ("unit_center_unit", "center"):
         f"taskspec-rs eval examples/sib200.toml --methods {NORM_METHODS} --set train.vocabulary=general "
         f"--set train.normalize={_norm} --out results/sib200_general_{_norm}"
     )
+#: The earlier training settings (before the defaults followed the paper's reference code).
+BEFORE = "--set train.dropout=0.3 --set train.epochs=30 --set train.patience=8 --set 'k_grid=[1,2,3,5,10,20,50]'"
+for _task in ("sib200", "semeval16"):
+    for _protocol in ("train", "general"):
+        _run = f"{_task}_{_protocol}"
+        RUNS[f"{_run}_before"] = RUNS[_run].replace(" --out ", f" {BEFORE} --out ").replace(_run, f"{_run}_before")
 #: analysis run -> the command that wrote its k_curve.json, alpha.json, twins.json and neighbors.json.
 ANALYSES = {
     "analyze_sib200": "taskspec-rs analyze examples/sib200.toml --out results/analyze_sib200",
@@ -57,12 +63,6 @@ ANALYSES = {
     "--words disease,government,team,travel --lang de,fr,es,nl,da,ja,tr --set seeds=1",
     "analyze_semeval16_words": "taskspec-rs analyze examples/semeval16.toml --out results/analyze_semeval16_words "
     "--words food,service,delicious,rude --set seeds=1",
-}
-#: baseline run -> the command that wrote its baseline.json.
-BASELINES = {
-    f"sentence_{task}": f"python -m taskspec_rs.baselines sentence examples/{task}.toml --out results/sentence_{task} "
-    "--timing"
-    for task in ("sib200", "semeval16")
 }
 #: Table 6 rows shown in docs/RESULTS.md: (analysis run, target language, source word of the translation).
 TABLE6 = (
@@ -483,14 +483,38 @@ def timing_table() -> list[str]:
     n = ", ".join(f"{v['sentences']}" for v in data.values())
     return lines + [
         "",
-        f"English test sentences ({n}), raw text to label, {t['threads']} thread(s), minimum of {t['repeats']} "
+        f"English test sentences ({n}), raw text to label, {t['threads']} thread{'s' * (t['threads'] != 1)}, "
+        f"minimum of {t['repeats']} "
         f"runs; CPU: {t['cpu']}.",
     ]
 
 
+def defaults_table() -> list[str]:
+    """Average target accuracy under the earlier training settings and under today's defaults, and ktask's k."""
+    runs = [(f"{TASKS[t]}, {p}", f"{t}_{p}") for t in TASKS for p in PROTOCOLS]
+    lines = ["| method | " + " | ".join(name for name, _ in runs) + " |", "|" + "---|" * (len(runs) + 1)]
+    for method in PAPER:
+        cells = []
+        for _, run in runs:
+            before, now = target_mean(load(f"{run}_before"), method), target_mean(load(run), method)
+            cells.append(f"{_num(before)} → {_num(now)} ({_num(now - before, True)})")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    cells = [
+        f"{_ks(load(f'{run}_before'), 'clwe_opt_llm_ktask')} → {_ks(load(run), 'clwe_opt_llm_ktask')}"
+        for _, run in runs
+    ]
+    lines.append("| `ktask`: k per seed | " + " | ".join(cells) + " |")
+    cells = [
+        " → ".join(_num(source_value(load(name), "clwe_opt_llm_ktask")) for name in (f"{run}_before", run))
+        for _, run in runs
+    ]
+    lines.append("| `opt` model, English test | " + " | ".join(cells) + " |")
+    return lines
+
+
 def commands_table() -> list[str]:
     lines = ["| files under docs/results/ | command |", "|---|---|"]
-    for run, command in {**ANALYSES, **BASELINES}.items():
+    for run, command in ANALYSES.items():
         lines.append(f"| `{run}/` | `{command}` |")
     return lines
 
@@ -502,6 +526,7 @@ def blocks() -> dict[str, list[str]]:
         "beyond-claims": beyond_claims_table(),
         "sib200-normalize": normalize_table(),
         "analysis-commands": commands_table(),
+        "defaults-change": defaults_table(),
         "alpha": alpha_table({"SIB-200": "analyze_sib200", "SemEval": "analyze_semeval16"}),
         "twin-alpha": twin_alpha_table({"SIB-200": "analyze_sib200", "SemEval": "analyze_semeval16"}),
         "twins-summary": twins_summary_table(

@@ -369,8 +369,11 @@ def _plot_alpha(alphas: Union[dict, Sequence[_Analysis]], alpha_k: Optional[int]
         if top > 0:  # the twins' pile at 1 would flatten the rest: cut it
             axes[0].set_ylim(0, 1.3 * top)
         axes[0].set_ylabel("share of the weights")
-        handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside lower center", ncol=3, frameon=False)
+        legend: dict = {}  # every panel's entries once: a panel at k = 1 has no "other neighbours"
+        for ax in axes:
+            for handle, label in zip(*ax.get_legend_handles_labels()):
+                legend.setdefault(label, handle)
+        fig.legend(list(legend.values()), list(legend), loc="outside lower center", ncol=3, frameon=False)
         _save_png(fig, path)
 
 
@@ -567,6 +570,10 @@ def _share(x: float) -> str:
     return "–" if np.isnan(x) else f"{100 * x:.0f} %"
 
 
+def _mean(x: float) -> str:
+    return "–" if np.isnan(x) else f"{x:.3f}"
+
+
 def _alpha_markdown(runs: Sequence[_Analysis]) -> list[str]:
     md = ["## LLM weights (Figure 2)", "", "|α| over the projected words of every analysed target language; words"]
     md += ["without a twin, then the share of words with one and of those whose nearest weight is ≥ 0.9.", ""]
@@ -576,7 +583,7 @@ def _alpha_markdown(runs: Sequence[_Analysis]) -> list[str]:
     for a in runs:
         p = _pooled(a)
         md.append(
-            f"| {a.seed} | {a.alpha_k} | {p['words']} | {p['nearest_mean']:.3f} | {p['others_mean']:.3f} | "
+            f"| {a.seed} | {a.alpha_k} | {p['words']} | {_mean(p['nearest_mean'])} | {_mean(p['others_mean'])} | "
             f"{_share(p['nearest_share'])} | "
             f"{100 * p['nearest_largest']:.0f} % | {100 * p['twin_share']:.0f} % | {_share(p['twin_about_1'])} |"
         )
