@@ -124,11 +124,16 @@ def test_data_md_layout_toml_is_a_valid_configuration(tmp_path):
 
 
 def _command_lines(path: Path) -> list[str]:
+    """The ``taskspec-rs`` command lines of every bash block, with the block's bash arrays
+    (``NAME=(...)``, used as ``"${NAME[@]}"``) expanded."""
     lines = []
     for body in _blocks(path, "bash"):
         joined = body.replace("\\\n", " ")
+        arrays = dict(re.findall(r"^(\w+)=\((.*)\)$", joined, flags=re.M))
         for line in joined.splitlines():
             line = line.split(" #")[0].strip()
+            for name, items in arrays.items():
+                line = line.replace(f'"${{{name}[@]}}"', items)
             for part in re.split(r"&&|;", line):
                 if part.strip().startswith("taskspec-rs"):
                     lines.append(part.strip())
