@@ -862,7 +862,7 @@ def _add_project(sub: Any) -> None:
     p.add_argument(
         "--k-grid",
         type=_k_grid_option,
-        help="--k auto: comma-separated k values to try (default: the model's k_grid, else 1,2,3,5,10,20,50)",
+        help="--k auto: comma-separated k values to try (default: the k_grid the model records, else 1,...,10)",
     )
     p.add_argument("--out", required=True, help="target model directory to create")
     p.add_argument("--force", action="store_true", help="replace an existing target model directory")
