@@ -319,9 +319,9 @@ def k_curve_table(run: str) -> list[str]:
     return lines + ["", f"Tuned k (`ktask`, seeds {' / '.join(seeds)}): {tuned}."]
 
 
-def _pooled_alpha(languages: dict, key: str = "without_twin") -> dict:
-    """|α| summaries of several languages pooled over their words."""
-    parts = [v[key] for v in languages.values() if v[key].get("words")]
+def _pooled_alpha(languages: dict) -> dict:
+    """|α| summaries of the words without a twin of several languages, pooled over their words."""
+    parts = [v["without_twin"] for v in languages.values() if v["without_twin"].get("words")]
     words = np.array([p["words"] for p in parts], dtype=float)
     by_rank = np.array([p["mean_abs_by_rank"] for p in parts])
     mean_by_rank = (words[:, None] * by_rank).sum(axis=0) / words.sum()
